@@ -1,0 +1,44 @@
+"""Options and helpers shared by every command (defined once, reused)."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+workers_option = click.option(
+    "--workers", type=click.IntRange(1), default=1, show_default=True, help="Worker processes."
+)
+
+
+def pass_project(func: F) -> F:
+    """Give the command the resolved `hamdb.config.Project` as its first argument.
+
+    Use below the click decorators of the command: `@command ... @pass_project def f(project, ...)`.
+    """
+
+    @functools.wraps(func)
+    def inner(*args: Any, **kwargs: Any) -> Any:
+        state = click.get_current_context().find_root().obj
+        return func(state.project(), *args, **kwargs)
+
+    return inner  # type: ignore[return-value]
+
+
+def echo_json(payload: Any) -> None:
+    """Print one JSON document (numpy scalars and paths become plain values)."""
+    click.echo(json.dumps(payload, indent=2, default=_plain))
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
