@@ -35,7 +35,7 @@ class BasisSet:
 
     def __post_init__(self) -> None:
         object.__setattr__(
-            self, "shells", {el: tuple(int(l) for l in ls) for el, ls in self.shells.items()}
+            self, "shells", {el: tuple(int(ell) for ell in ls) for el, ls in self.shells.items()}
         )
         object.__setattr__(
             self, "valence_electrons", {el: float(v) for el, v in self.valence_electrons.items()}
@@ -57,7 +57,7 @@ class BasisSet:
 
     def n_orbitals(self, element: str) -> int:
         """Number of spatial orbitals of one atom of `element` (no spin)."""
-        return sum(2 * l + 1 for l in self.shell_ls(element))
+        return sum(2 * ell + 1 for ell in self.shell_ls(element))
 
     def orbital_counts(self, species: Sequence[str]) -> np.ndarray:
         """Orbitals per site (no spin), int64 array aligned with `species`."""
@@ -65,14 +65,18 @@ class BasisSet:
 
     def orbital_ls(self, element: str) -> np.ndarray:
         """The l of every orbital of one atom, in basis order (length n_orbitals(element))."""
-        return np.array([l for l in self.shell_ls(element) for _ in range(2 * l + 1)], dtype=int)
+        return np.array(
+            [ell for ell in self.shell_ls(element) for _ in range(2 * ell + 1)], dtype=int
+        )
 
     def n_valence(self, species: Sequence[str]) -> float:
         """Valence electrons of a whole cell with these species."""
         try:
             return float(sum(self.valence_electrons[el] for el in species))
         except KeyError as exc:
-            raise BasisError(f"basis {self.name!r} gives no valence electrons for {exc.args[0]}") from None
+            raise BasisError(
+                f"basis {self.name!r} gives no valence electrons for {exc.args[0]}"
+            ) from None
 
     @property
     def max_l(self) -> int:

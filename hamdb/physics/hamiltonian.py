@@ -167,7 +167,9 @@ class Hamiltonian:
                     )
                 if spin == "none" and np.iscomplexobj(block):
                     if np.abs(block.imag).max(initial=0.0) > 1e-10:
-                        raise HamiltonianError(f"H block {key} is complex in a spinless Hamiltonian")
+                        raise HamiltonianError(
+                            f"H block {key} is complex in a spinless Hamiltonian"
+                        )
                     block = block.real
                 h[offsets[e] : offsets[e + 1]] = block.ravel()
         s = s_offsets = None
@@ -192,7 +194,9 @@ class Hamiltonian:
         sizes = self.orbital_counts[self.edges[:, 0]] * self.orbital_counts[self.edges[:, 1]]
         offsets = np.concatenate([[0], np.cumsum(sizes * ns * ns)]).astype(np.int64)
         if h.shape != (offsets[-1],):
-            raise HamiltonianError(f"flat h has {h.shape[0]} values, {spin} blocks need {offsets[-1]}")
+            raise HamiltonianError(
+                f"flat h has {h.shape[0]} values, {spin} blocks need {offsets[-1]}"
+            )
         fields = {
             "n_electrons": self.n_electrons,
             "fermi_level_ev": self.fermi_level_ev,

@@ -1,0 +1,167 @@
+"""Checks every Hamiltonian must pass before it is stored or used (DESIGN.md §3).
+
+`check_hamiltonian` raises a `HamiltonianError` whose one line says what is wrong and where
+(the edge (i, j, R1, R2, R3), the site, the largest deviation): block sizes against the basis,
+site indices, duplicate edges, finiteness, on-site blocks present, every edge's reverse present,
+and hermiticity H_ij(R) = H_ji(−R)† (and the same for S). Everything is vectorised over the flat
+arrays; nothing loops per matrix element.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from hamdb.errors import HamiltonianError
+
+if TYPE_CHECKING:
+    from hamdb.physics.hamiltonian import Hamiltonian
+
+
+def _edge_str(edge: np.ndarray) -> str:
+    i, j, r1, r2, r3 = (int(x) for x in edge)
+    return f"(i={i}, j={j}, R=({r1}, {r2}, {r3}))"
+
+
+def reverse_edges(edges: np.ndarray) -> np.ndarray:
+    """For each edge (i, j, R) the index of (j, i, −R), or −1 where that edge is missing."""
+    edges = np.asarray(edges, dtype=np.int64).reshape(-1, 5)
+    rev = np.concatenate([edges[:, 1:2], edges[:, 0:1], -edges[:, 2:5]], axis=1)
+    _, inverse = np.unique(np.concatenate([edges, rev]), axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    lookup = np.full(int(inverse.max(initial=-1)) + 1, -1, dtype=np.int64)
+    lookup[inverse[: len(edges)]] = np.arange(len(edges))
+    return lookup[inverse[len(edges) :]]
+
+
+def _hermiticity_deviation(
+    flat: np.ndarray, offsets: np.ndarray, rows: np.ndarray, cols: np.ndarray, rev: np.ndarray
+) -> np.ndarray:
+    """Per element |M_ab(e) − conj(M_ba(rev e))|; an element whose reverse edge is missing
+    counts as |M_ab(e)| (the missing block is zero)."""
+    sizes = rows * cols
+    edge_of = np.repeat(np.arange(len(rows)), sizes)
+    local = np.arange(flat.shape[0], dtype=np.int64) - offsets[:-1][edge_of]
+    a, b = local // cols[edge_of], local % cols[edge_of]
+    partner_edge = rev[edge_of]
+    has = partner_edge >= 0
+    # the reverse block has shape (cols, rows): element (b, a) sits at b·rows + a
+    partner = offsets[:-1][np.where(has, partner_edge, 0)] + b * rows[edge_of] + a
+    partner_val = np.where(has, flat[np.where(has, partner, 0)], 0.0)
+    return np.abs(flat - np.conj(partner_val))
+
+
+def _layout(ham: Hamiltonian) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of each H block (spinor), after checking indices and sizes."""
+    edges = ham.edges
+    n_sites = len(ham.structure)
+    if edges.ndim != 2 or edges.shape[1] != 5:
+        raise HamiltonianError(f"edges must have shape (n_edges, 5), not {edges.shape}")
+    bad = np.flatnonzero((edges[:, :2] < 0).any(axis=1) | (edges[:, :2] >= n_sites).any(axis=1))
+    if bad.size:
+        raise HamiltonianError(
+            f"edge {_edge_str(edges[bad[0]])} names a site outside 0..{n_sites - 1}"
+        )
+    counts = ham.orbital_counts.astype(np.int64)
+    ns = ham.n_spin
+    rows, cols = counts[edges[:, 0]] * ns, counts[edges[:, 1]] * ns
+    _check_sizes("H", edges, ham.offsets, ham.h, rows, cols)
+    if ham.s is not None:
+        if ham.s_offsets is None:
+            raise HamiltonianError("an overlap s is present without s_offsets")
+        _check_sizes("S", edges, ham.s_offsets, ham.s, rows // ns, cols // ns)
+    return rows, cols
+
+
+def _check_sizes(
+    what: str, edges: np.ndarray, offsets: np.ndarray, flat: np.ndarray,
+    rows: np.ndarray, cols: np.ndarray,
+) -> None:  # fmt: skip
+    if offsets.shape != (len(edges) + 1,):
+        raise HamiltonianError(
+            f"{what} offsets have {offsets.shape[0]} entries, "
+            f"{len(edges)} edges need {len(edges) + 1}"
+        )
+    if flat.ndim != 1 or int(offsets[0]) != 0 or int(offsets[-1]) != flat.shape[0]:
+        raise HamiltonianError(
+            f"{what} offsets span 0..{int(offsets[-1])} but the flat array holds {flat.size} values"
+        )
+    held = np.diff(offsets)
+    wrong = np.flatnonzero(held != rows * cols)
+    if wrong.size:
+        e = int(wrong[0])
+        raise HamiltonianError(
+            f"{what} block of edge {_edge_str(edges[e])} holds {int(held[e])} values, the basis "
+            f"needs {int(rows[e])}x{int(cols[e])} ({len(wrong)} blocks wrong in all)"
+        )
+
+
+def hermiticity_error(ham: Hamiltonian) -> float:
+    """Largest |H_ij(R) − H_ji(−R)†| over all elements, in eV (a missing reverse block counts
+    as zero, so its partner's largest element is the error)."""
+    rows, cols = _layout(ham)
+    rev = reverse_edges(ham.edges)
+    dev = _hermiticity_deviation(ham.h, ham.offsets, rows, cols, rev)
+    return float(dev.max(initial=0.0))
+
+
+def check_hamiltonian(ham: Hamiltonian, herm_tol: float = 1e-6, s_tol: float | None = None) -> None:
+    """Raise HamiltonianError naming what and where if `ham` is not a valid Hamiltonian.
+
+    herm_tol: largest allowed |H_ij(R) − H_ji(−R)†| in eV; s_tol the same for S (default
+    herm_tol). Checks, in order: edge indices, block sizes against the basis, spin kind vs
+    dtype, duplicate edges, finiteness, on-site blocks, reverse edges, hermiticity.
+    """
+    s_tol = herm_tol if s_tol is None else s_tol
+    rows, cols = _layout(ham)
+    edges = ham.edges
+    if ham.spin == "none" and np.iscomplexobj(ham.h):
+        raise HamiltonianError("a spinless Hamiltonian must be real; complex h needs spin 'soc'")
+    if len(edges):
+        _, first, counts = np.unique(edges, axis=0, return_index=True, return_counts=True)
+        if (counts > 1).any():
+            e = int(first[np.argmax(counts > 1)])
+            raise HamiltonianError(f"edge {_edge_str(edges[e])} appears more than once")
+    for what, flat, offsets in (("H", ham.h, ham.offsets), ("S", ham.s, ham.s_offsets)):
+        if flat is None or offsets is None:
+            continue
+        bad = np.flatnonzero(~np.isfinite(flat))
+        if bad.size:
+            e = int(np.searchsorted(offsets, bad[0], side="right") - 1)
+            raise HamiltonianError(
+                f"{what} block of edge {_edge_str(edges[e])} has {bad.size} non-finite values"
+            )
+    onsite = (edges[:, 0] == edges[:, 1]) & (edges[:, 2:5] == 0).all(axis=1)
+    have = np.zeros(len(ham.structure), dtype=bool)
+    have[edges[onsite, 0]] = True
+    missing = np.flatnonzero(~have)
+    if missing.size:
+        raise HamiltonianError(
+            f"site {int(missing[0])} ({ham.species[int(missing[0])]}) has no on-site block "
+            f"(i, i, 0, 0, 0) ({missing.size} sites missing one)"
+        )
+    rev = reverse_edges(edges)
+    lonely = np.flatnonzero(rev < 0)
+    if lonely.size:
+        e = int(lonely[0])
+        i, j, *r = (int(x) for x in edges[e])
+        raise HamiltonianError(
+            f"edge {_edge_str(edges[e])} has no reverse edge (i={j}, j={i}, "
+            f"R=({-r[0]}, {-r[1]}, {-r[2]})) ({lonely.size} edges lack one)"
+        )
+    for what, flat, offsets, tol, ns in (
+        ("H", ham.h, ham.offsets, herm_tol, 1),
+        ("S", ham.s, ham.s_offsets, s_tol, ham.n_spin),
+    ):
+        if flat is None or offsets is None:
+            continue
+        dev = _hermiticity_deviation(flat, offsets, rows // ns, cols // ns, rev)
+        if dev.size and dev.max() > tol:
+            worst = int(np.argmax(dev))
+            e = int(np.searchsorted(offsets, worst, side="right") - 1)
+            unit = " eV" if what == "H" else ""
+            raise HamiltonianError(
+                f"{what} is not Hermitian: |{what}_ij(R) - {what}_ji(-R)^†| = "
+                f"{dev[worst]:.3g}{unit} > {tol:g} at edge {_edge_str(edges[e])}"
+            )
