@@ -24,15 +24,22 @@ def _edge_str(edge: np.ndarray) -> str:
     return f"(i={i}, j={j}, R=({r1}, {r2}, {r3}))"
 
 
+def match_edges(edges: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """For each row of `edges` the index of the same row in `reference`, or −1 if absent."""
+    edges = np.asarray(edges, dtype=np.int64).reshape(-1, 5)
+    reference = np.asarray(reference, dtype=np.int64).reshape(-1, 5)
+    _, inverse = np.unique(np.concatenate([reference, edges]), axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    lookup = np.full(int(inverse.max(initial=-1)) + 1, -1, dtype=np.int64)
+    lookup[inverse[: len(reference)]] = np.arange(len(reference))
+    return lookup[inverse[len(reference) :]]
+
+
 def reverse_edges(edges: np.ndarray) -> np.ndarray:
     """For each edge (i, j, R) the index of (j, i, −R), or −1 where that edge is missing."""
     edges = np.asarray(edges, dtype=np.int64).reshape(-1, 5)
     rev = np.concatenate([edges[:, 1:2], edges[:, 0:1], -edges[:, 2:5]], axis=1)
-    _, inverse = np.unique(np.concatenate([edges, rev]), axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    lookup = np.full(int(inverse.max(initial=-1)) + 1, -1, dtype=np.int64)
-    lookup[inverse[: len(edges)]] = np.arange(len(edges))
-    return lookup[inverse[len(edges) :]]
+    return match_edges(rev, edges)
 
 
 def _hermiticity_deviation(
@@ -110,14 +117,13 @@ def check_hamiltonian(ham: Hamiltonian, herm_tol: float = 1e-6, s_tol: float | N
     """Raise HamiltonianError naming what and where if `ham` is not a valid Hamiltonian.
 
     herm_tol: largest allowed |H_ij(R) − H_ji(−R)†| in eV; s_tol the same for S (default
-    herm_tol). Checks, in order: edge indices, block sizes against the basis, spin kind vs
-    dtype, duplicate edges, finiteness, on-site blocks, reverse edges, hermiticity.
+    herm_tol). Checks, in order: edge indices, block sizes against the basis, duplicate
+    edges, finiteness, on-site blocks, reverse edges, hermiticity. A spinless Hamiltonian may
+    be complex (e.g. a Haldane model); spin "soc" blocks are complex spinor blocks.
     """
     s_tol = herm_tol if s_tol is None else s_tol
     rows, cols = _layout(ham)
     edges = ham.edges
-    if ham.spin == "none" and np.iscomplexobj(ham.h):
-        raise HamiltonianError("a spinless Hamiltonian must be real; complex h needs spin 'soc'")
     if len(edges):
         _, first, counts = np.unique(edges, axis=0, return_index=True, return_counts=True)
         if (counts > 1).any():

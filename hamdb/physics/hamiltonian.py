@@ -145,15 +145,21 @@ class Hamiltonian:
     ) -> Hamiltonian:
         """Build from {(i, j, (R1, R2, R3)): block} dicts; edges are sorted canonically.
 
-        Every key of `s_blocks` must also be a key of `h_blocks` (an overlap without a
-        Hamiltonian block is padded with a zero H block).
+        An overlap block without a Hamiltonian block gets a zero H block. Spinless blocks give a
+        real (float64) `h` unless some block has a nonzero imaginary part; spin "soc" is always
+        complex128.
         """
         keys = set(h_blocks) | set(s_blocks or {})
         ordered = sorted(keys, key=lambda k: (k[0], k[1], *k[2]))
         edges = np.array([(i, j, *R) for i, j, R in ordered], dtype=np.int32).reshape(-1, 5)
         counts = basis.orbital_counts([site.specie.symbol for site in structure])
         ns = 2 if spin == "soc" else 1
-        dtype = np.complex128 if spin == "soc" else np.float64
+        # spinless blocks stay real unless one has an imaginary part (e.g. a Haldane phase)
+        complex_blocks = any(
+            np.iscomplexobj(b) and np.abs(np.imag(b)).max(initial=0.0) > 0
+            for b in h_blocks.values()
+        )
+        dtype = np.complex128 if spin == "soc" or complex_blocks else np.float64
         sizes = counts[edges[:, 0]] * counts[edges[:, 1]]
         offsets = np.concatenate([[0], np.cumsum(sizes * ns * ns)]).astype(np.int64)
         h = np.zeros(int(offsets[-1]), dtype=dtype)
@@ -165,11 +171,7 @@ class Hamiltonian:
                     raise HamiltonianError(
                         f"H block {key} has shape {block.shape}, the basis needs {expected}"
                     )
-                if spin == "none" and np.iscomplexobj(block):
-                    if np.abs(block.imag).max(initial=0.0) > 1e-10:
-                        raise HamiltonianError(
-                            f"H block {key} is complex in a spinless Hamiltonian"
-                        )
+                if dtype == np.float64 and np.iscomplexobj(block):
                     block = block.real
                 h[offsets[e] : offsets[e + 1]] = block.ravel()
         s = s_offsets = None
@@ -208,6 +210,40 @@ class Hamiltonian:
             self.s, self.s_offsets, **fields,
         )  # fmt: skip
 
+    def on_edges(self, edges: np.ndarray) -> Hamiltonian:
+        """The same Hamiltonian on another edge list: blocks missing here become zero.
+
+        Raises HamiltonianError if an edge of this Hamiltonian with a nonzero H or S block is
+        not in `edges` (it would be lost). Vectorised: one gather over the flat arrays.
+        """
+        from hamdb.physics.checks import match_edges
+
+        new = np.ascontiguousarray(edges, dtype=np.int32).reshape(-1, 5)
+        src = match_edges(new, self.edges)
+        dropped = np.setdiff1d(np.arange(self.n_edges), src[src >= 0])
+        counts = self.orbital_counts
+        for e in dropped:
+            nonzero = np.any(self.h_block(int(e))) or (
+                self.s is not None and np.any(self.s_block(int(e)))
+            )
+            if nonzero:
+                raise HamiltonianError(
+                    f"edge {self.edge_key(int(e))} has a nonzero block but is not in the new edges"
+                )
+        sizes = counts[new[:, 0]] * counts[new[:, 1]]
+        ns2 = self.n_spin**2
+        offsets = np.concatenate([[0], np.cumsum(sizes * ns2)]).astype(np.int64)
+        h = _gather(self.h, self.offsets, src, offsets)
+        s = s_offsets = None
+        if self.s is not None and self.s_offsets is not None:
+            s_offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+            s = _gather(self.s, self.s_offsets, src, s_offsets)
+        return Hamiltonian(
+            self.structure, self.basis, self.spin, new, offsets, h, s, s_offsets,
+            n_electrons=self.n_electrons, fermi_level_ev=self.fermi_level_ev,
+            origin=dict(self.origin),
+        )  # fmt: skip
+
     def __repr__(self) -> str:
         formula = self.structure.composition.reduced_formula
         return (
@@ -215,3 +251,16 @@ class Hamiltonian:
             f"{self.n_states} states, {self.n_edges} edges, "
             f"{'orthogonal' if self.s is None else 'with overlap'})"
         )
+
+
+def _gather(
+    flat: np.ndarray, offsets: np.ndarray, src: np.ndarray, new_offsets: np.ndarray
+) -> np.ndarray:
+    """Flat blocks laid out by `new_offsets`, block e copied from old block src[e] (or 0 if −1)."""
+    sizes = np.diff(new_offsets)
+    out = np.zeros(int(new_offsets[-1]), dtype=flat.dtype)
+    edge_of = np.repeat(np.arange(len(sizes)), sizes)
+    local = np.arange(out.shape[0], dtype=np.int64) - new_offsets[:-1][edge_of]
+    take = src[edge_of] >= 0
+    out[take] = flat[offsets[:-1][src[edge_of][take]] + local[take]]
+    return out
