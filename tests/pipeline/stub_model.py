@@ -1,0 +1,59 @@
+"""A fast TEST DOUBLE of the model (never of the database): predicts a tiny SOC Hamiltonian.
+
+The pipeline tests exercise claims, leases, stores and rows with real processes on real
+SQLite/PostgreSQL; the e3nn model would only make them slow. This stand-in implements the
+`PredictorLike` protocol of hamdb.pipeline.workers: one s orbital per atom, on-site energies
+from the element, a spin-orbit-like imaginary term, so results are real SOC Hamiltonians that
+the store and the catalog accept. Elements it does not "know" raise ModelError, as the real
+model does for an element outside its training data.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from hamdb.errors import ModelError
+from hamdb.physics.basis import BasisSet
+from hamdb.physics.hamiltonian import Hamiltonian
+
+UNKNOWN_ELEMENT = "Og"  # the stand-in model "was never trained" on oganesson
+
+
+class StubPredictor:
+    def __init__(self, model_version_id: int, delay_s: float = 0.0) -> None:
+        self.model_version_id = model_version_id
+        self.delay_s = delay_s
+
+    def predict(self, structures: Sequence[Any]) -> list[Hamiltonian]:
+        out = []
+        for structure in structures:
+            species = [site.specie.symbol for site in structure]
+            if UNKNOWN_ELEMENT in species:
+                raise ModelError(f"the model has never seen element {UNKNOWN_ELEMENT}")
+            basis = BasisSet("stub-s", {el: (0,) for el in set(species)}, {el: 1.0 for el in species})
+            blocks = {}
+            for i, el in enumerate(species):
+                e0 = -0.1 * (sum(map(ord, el)) % 17) - 0.01 * i
+                blocks[(i, i, (0, 0, 0))] = np.array([[e0, 0.0], [0.0, e0]], dtype=complex)
+                j = (i + 1) % len(species)
+                if j != i:
+                    hop = np.array([[-1.0, 0.05j], [0.05j, -1.0]], dtype=complex)
+                    blocks[(i, j, (0, 0, 0))] = hop
+                    blocks[(j, i, (0, 0, 0))] = hop.conj().T
+            if self.delay_s:
+                time.sleep(self.delay_s)
+            ham = Hamiltonian.from_blocks(structure, basis, "soc", blocks,
+                                          n_electrons=float(len(species)))
+            ham.uncertainty_ev = 0.01  # type: ignore[attr-defined]
+            out.append(ham)
+        return out
+
+
+def factory(project: Any, spec: str) -> StubPredictor:
+    """A `PredictorFactory`: spec is the model version id (the test registers it)."""
+    return StubPredictor(int(spec), float(os.environ.get("HAMDB_STUB_DELAY_S", "0")))
