@@ -29,6 +29,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -48,6 +49,7 @@ HAMILTONIAN_KINDS = ("dft", "predicted")
 SPIN_KINDS = ("none", "soc")
 JOB_STATUSES = ("pending", "claimed", "done", "failed")
 TOPOLOGY_METHODS = ("wcc", "parity")
+_NONTRIVIAL = "nu0 = 1 OR nu1 = 1 OR nu2 = 1 OR nu3 = 1"
 
 
 def utcnow() -> datetime:
@@ -331,6 +333,13 @@ class TopologyResultRow(Base):
             name="nu_binary",
         ),
         Index("ix_topology_results_nu0_gap", "nu0", "gap_ev"),
+        # Created by migration 0002 with the `candidates` view: the rare non-trivial results.
+        Index(
+            "ix_topology_results_nontrivial_gap",
+            "gap_ev",
+            postgresql_where=text(_NONTRIVIAL),
+            sqlite_where=text(_NONTRIVIAL),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
