@@ -73,3 +73,56 @@ def register_model(session: Any, name: str = "stub", version: int = 1) -> int:
 @pytest.fixture
 def model_version_id(session: Any) -> int:
     return register_model(session)
+
+
+def add_screened(
+    session: Any,
+    structure_id: int,
+    *,
+    model_version_id: int | None,
+    z2: tuple[int, ...] | None,
+    gap_ev: float | None,
+    method: str = "wcc",
+    converged: bool = True,
+    is_metal: bool = False,
+    uncertainty_ev: float | None = None,
+    error: str | None = None,
+    hamiltonian_id: int | None = None,
+) -> tuple[int, int]:
+    """A Hamiltonian row (predicted if model_version_id, else DFT) and a topology result.
+
+    Rows only: the view and the report read rows, no file is needed for them. Returns
+    (hamiltonian_id, topology_result_id).
+    """
+    from hamdb.db.models import BasisSetRow, HamiltonianRow, TopologyResultRow
+
+    if hamiltonian_id is None:
+        basis = session.query(BasisSetRow).filter_by(name="test-basis").one_or_none()
+        if basis is None:
+            basis = BasisSetRow(name="test-basis", shells={}, valence={}, sha256="0" * 64)
+            session.add(basis)
+            session.flush()
+        kind = "predicted" if model_version_id is not None else "dft"
+        ham = HamiltonianRow(
+            structure_id=structure_id, basis_set_id=basis.id, kind=kind, spin="soc",
+            method=f"model:{model_version_id}" if kind == "predicted" else "gpaw-test",
+            model_version_id=model_version_id, uri=f"xx/{structure_id}-{kind}.h5",
+            sha256="0" * 64, n_orbitals=4, n_edges=2, n_electrons=2.0,
+            uncertainty_ev=uncertainty_ev,
+        )  # fmt: skip
+        session.add(ham)
+        session.flush()
+        hamiltonian_id = ham.id
+    nus = list(z2) + [None] * (4 - len(z2)) if z2 is not None else [None] * 4
+    result = TopologyResultRow(
+        hamiltonian_id=hamiltonian_id, method=method,
+        settings_hash=f"{method}-{hamiltonian_id}-{error is not None}",
+        dimension=2 if z2 is not None and len(z2) == 1 else 3,
+        z2=list(z2) if z2 is not None else None,
+        nu0=nus[0], nu1=nus[1], nu2=nus[2], nu3=nus[3],
+        gap_ev=gap_ev, direct_gap_ev=gap_ev, n_occupied=2,
+        converged=converged, is_metal=is_metal, error=error,
+    )  # fmt: skip
+    session.add(result)
+    session.flush()
+    return hamiltonian_id, result.id
