@@ -80,14 +80,13 @@ def _drop_postgres_schema(admin: Any, schema: str) -> None:
         connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
 
 
-@pytest.fixture
-def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty, never-migrated database: a new SQLite file, or a new PostgreSQL schema.
+_DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
-    Parametrise indirectly with "sqlite" / "postgresql"; `db_url` does that for both.
-    """
-    kind = getattr(request, "param", "sqlite")
-    if kind == "sqlite":
+
+@pytest.fixture(params=_DATABASES)
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty, never-migrated database: a new SQLite file, or a new PostgreSQL schema."""
+    if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'empty.sqlite'}"
         from hamdb.db.engine import dispose_all
 
@@ -101,7 +100,7 @@ def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         _drop_postgres_schema(admin, schema)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=_DATABASES)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database migrated to head and empty: a SQLite file, or a fresh PostgreSQL schema."""
     if request.param == "sqlite":
