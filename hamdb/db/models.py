@@ -364,6 +364,39 @@ class TopologyResultRow(Base):
     hamiltonian: Mapped[HamiltonianRow] = relationship()
 
 
+DFT_RUN_STATUSES = ("running", "done", "failed")
+
+
+class DftRunRow(Base):
+    """One reference-DFT run of a structure with one method (issue 5, migration 0003).
+
+    status 'running' while a worker computes it (a row left 'running' by a killed worker is
+    taken again), 'done' once both Hamiltonians are stored (same transaction), 'failed' with
+    the one-line reason in `error`. `check` holds the eigenvalue deviations (eV) against the
+    DFT code at off-mesh k when the run was checked; `timings` the stage wall times (s).
+    """
+
+    __tablename__ = "dft_runs"
+    __table_args__ = (
+        UniqueConstraint("structure_id", "method"),
+        CheckConstraint(_in("status", DFT_RUN_STATUSES), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    structure_id: Mapped[int] = mapped_column(
+        ForeignKey("structures.id", ondelete="CASCADE"), index=True
+    )
+    method: Mapped[str] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    error: Mapped[str | None] = mapped_column(Text)
+    settings: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    timings: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    check: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    structure: Mapped[StructureRow] = relationship()
+
 #: Every table, in an order that respects foreign keys (for row counts and clean-up).
 TABLES: tuple[type[Base], ...] = (
     StructureRow,
@@ -375,4 +408,5 @@ TABLES: tuple[type[Base], ...] = (
     HamiltonianRow,
     PredictionJobRow,
     TopologyResultRow,
+    DftRunRow,
 )
