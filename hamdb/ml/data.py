@@ -70,7 +70,8 @@ def check_basis(
     for el in sorted(set(species)):
         if el not in shells:
             raise ModelError(
-                f"the model (basis {name!r}) never saw element {el}; it knows {', '.join(sorted(shells))}"
+                f"the model (basis {name!r}) never saw element {el}; "
+                f"it knows {', '.join(sorted(shells))}"
             )
         try:
             ls = basis.shell_ls(el)

@@ -10,6 +10,8 @@ no padding to a maximum orbital count.
 the flat `h` of a `Hamiltonian` (targets) and scatter predictions back into it.
 """
 
+# ruff: noqa: E741  (l is the angular momentum quantum number, as in the physics)
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence

@@ -15,6 +15,8 @@ irreps ⊕_L L to the (2l1+1)(2l2+1) block (Clebsch–Gordan / Wigner 3j); `axia
 the map from (l1 ⊗ l2) ⊗ 1e to the three blocks (K_x, K_y, K_z) of the SOC correction.
 """
 
+# ruff: noqa: E741  (l is the angular momentum quantum number, as in the physics)
+
 from __future__ import annotations
 
 from functools import cache

@@ -23,6 +23,8 @@ Architecture (ideas from NequIP, DeepH-E3 and Uni-HamGNN; written from the formu
 Blocks come out in e3nn's basis; `hamdb.ml.data` converts to DESIGN.md's order.
 """
 
+# ruff: noqa: E741  (l is the angular momentum quantum number, as in the physics)
+
 from __future__ import annotations
 
 import math

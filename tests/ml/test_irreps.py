@@ -1,5 +1,7 @@
 """The change of basis DESIGN <-> e3nn and the Clebsch–Gordan block maps are what they claim."""
 
+# ruff: noqa: E741  (l is the angular momentum quantum number, as in the physics)
+
 from __future__ import annotations
 
 import numpy as np
@@ -54,7 +56,7 @@ def test_block_tensors_are_orthogonal_and_equivariant(l1: int, l2: int) -> None:
         .numpy()
     )
     x = np.random.default_rng(0).normal(size=t.shape[2])
-    np.testing.assert_allclose(d1 @ (t @ x) @ d2.T, t @ (dx @ x), atol=1e-6)
+    np.testing.assert_allclose(d1 @ (t @ x) @ d2.T, t @ (dx @ x), atol=1e-5)
     ta = axial_block_tensor(l1, l2)
     irr = [f"{Lp}e" for L in range(abs(l1 - l2), l1 + l2 + 1) for Lp in range(abs(L - 1), L + 2)]
     dxa = o3.Irreps("+".join(irr)).D_from_matrix(rot).numpy()
@@ -62,4 +64,4 @@ def test_block_tensors_are_orthogonal_and_equivariant(l1: int, l2: int) -> None:
     k = np.einsum("xabk,k->xab", ta, xa)
     k_rot = np.einsum("xabk,k->xab", ta, dxa @ xa)
     expected = np.einsum("yx,ia,xab,jb->yij", rot.numpy(), d1, k, d2)
-    np.testing.assert_allclose(k_rot, expected, atol=1e-6)
+    np.testing.assert_allclose(k_rot, expected, atol=1e-5)

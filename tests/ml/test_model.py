@@ -1,6 +1,8 @@
 """Symmetries the network keeps by construction: E(3) equivariance, permutations,
 translations, exact hermiticity and time reversal (non-SOC and SOC models)."""
 
+# ruff: noqa: E741  (l is the angular momentum quantum number, as in the physics)
+
 from __future__ import annotations
 
 import numpy as np
