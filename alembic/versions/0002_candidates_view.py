@@ -1,8 +1,8 @@
 """The `candidates` view and the indexes screening queries need.
 
 One row per screened predicted SOC Hamiltonian: the structure, the model version, the
-prediction's uncertainty, its preferred topology result (the newest error-free 'wcc' result,
-else the newest 'parity' one), a `z2_class` ('strong' | 'weak' | '2d' | 'trivial' | 'metal' |
+prediction's uncertainty, its preferred topology result (the newest 'wcc' result, else the
+newest 'parity' one), a `z2_class` ('strong' | 'weak' | '2d' | 'trivial' | 'metal' |
 'unknown'), `is_candidate` (a gap and a non-trivial, converged Z2) and, when the same structure
 has a DFT SOC Hamiltonian with a topology result, that result and whether it agrees.
 
@@ -26,12 +26,14 @@ down_revision: str | Sequence[str] | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# A topology result is "preferred" for its Hamiltonian when no other error-free result ranks
-# above it: 'wcc' above 'parity' (WCC applies to every crystal, parity only to centrosymmetric
-# ones), then the newest.
+# A topology result is "preferred" for its Hamiltonian when no other result ranks above it:
+# 'wcc' above 'parity' (WCC applies to every crystal, parity only to centrosymmetric ones), then
+# the newest. Results with an `error` stay visible: the screen writes one for a metal, a
+# non-converged flow or a WCC/parity disagreement, and their z2 is NULL ('unknown'), so they
+# are never candidates but count in `hamdb report`.
 _PREFERRED = """NOT EXISTS (
         SELECT 1 FROM topology_results better
-        WHERE better.hamiltonian_id = {t}.hamiltonian_id AND better.error IS NULL
+        WHERE better.hamiltonian_id = {t}.hamiltonian_id
           AND ((better.method = 'wcc' AND {t}.method <> 'wcc')
                OR (better.method = {t}.method AND better.id > {t}.id)))"""
 
@@ -89,8 +91,8 @@ LEFT JOIN hamiltonians dh
         WHERE newer.structure_id = s.id AND newer.kind = 'dft' AND newer.spin = 'soc'
           AND newer.id > dh.id)
 LEFT JOIN topology_results dtr
-    ON dtr.hamiltonian_id = dh.id AND dtr.error IS NULL AND {_PREFERRED.format(t="dtr")}
-WHERE tr.error IS NULL AND {_PREFERRED.format(t="tr")}
+    ON dtr.hamiltonian_id = dh.id AND {_PREFERRED.format(t="dtr")}
+WHERE {_PREFERRED.format(t="tr")}
 """
 
 # Screening reads few rows of large tables. Results per Hamiltonian and method, and a

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import uuid
 import sys
 from pathlib import Path
 from typing import Any
@@ -116,7 +117,7 @@ def add_screened(
     nus = list(z2) + [None] * (4 - len(z2)) if z2 is not None else [None] * 4
     result = TopologyResultRow(
         hamiltonian_id=hamiltonian_id, method=method,
-        settings_hash=f"{method}-{hamiltonian_id}-{error is not None}",
+        settings_hash=uuid.uuid4().hex,
         dimension=2 if z2 is not None and len(z2) == 1 else 3,
         z2=list(z2) if z2 is not None else None,
         nu0=nus[0], nu1=nus[1], nu2=nus[2], nu3=nus[3],

@@ -25,13 +25,14 @@ def screened(session: Session, model_version_id: int) -> dict[str, int]:
     add_screened(session, s[1], model_version_id=mv, z2=(0, 0, 0, 1), gap_ev=0.08,
                  uncertainty_ev=0.05)  # weak TI, DFT says trivial
     add_screened(session, s[2], model_version_id=mv, z2=(0, 0, 0, 0), gap_ev=1.2)  # trivial
-    add_screened(session, s[3], model_version_id=mv, z2=None, gap_ev=None, is_metal=True)
+    add_screened(session, s[3], model_version_id=mv, z2=None, gap_ev=0.0, is_metal=True,
+                 converged=False, error="metal: gap 0 eV")
     add_screened(session, s[4], model_version_id=mv, z2=(1, 1, 1, 1), gap_ev=0.02,
                  uncertainty_ev=0.001)  # strong but tiny gap, unverified
-    h5, _ = add_screened(session, s[5], model_version_id=mv, z2=(1, 0, 0, 0), gap_ev=0.5,
-                         method="parity")
-    add_screened(session, s[5], model_version_id=None, z2=None, gap_ev=None, error="x",
-                 hamiltonian_id=h5, method="wcc")  # a failed wcc result is not preferred
+    h5, _ = add_screened(session, s[5], model_version_id=mv, z2=(1, 0, 0, 1), gap_ev=0.4,
+                         method="parity")  # an older parity result loses to the newer one
+    add_screened(session, s[5], model_version_id=None, z2=(1, 0, 0, 0), gap_ev=0.5,
+                 hamiltonian_id=h5, method="parity")
     add_screened(session, s[0], model_version_id=None, z2=(1, 0, 0, 0), gap_ev=0.25)
     add_screened(session, s[1], model_version_id=None, z2=(0, 0, 0, 0), gap_ev=0.1)
     session.commit()
@@ -41,12 +42,13 @@ def screened(session: Session, model_version_id: int) -> dict[str, int]:
 
 def test_view_classifies_and_joins_dft(session: Session, screened: dict[str, int]):
     rows = {r["structure_id"]: r for r in fetch(session, candidates_query(only_candidates=False))}
-    assert len(rows) == 6  # one row per predicted Hamiltonian, failed results excluded
+    assert len(rows) == 6  # one row per predicted Hamiltonian
     assert rows[screened["strong"]]["z2_class"] == "strong"
     assert rows[screened["weak"]]["z2_class"] == "weak"
     assert rows[screened["trivial"]]["z2_class"] == "trivial"
     assert rows[screened["metal"]]["z2_class"] == "metal"
     assert rows[screened["parity"]]["topology_method"] == "parity"
+    assert rows[screened["parity"]]["nu3"] == 0  # the newest of two parity results
     assert rows[screened["strong"]]["dft_agrees"] is True
     assert rows[screened["weak"]]["dft_agrees"] is False
     assert rows[screened["weak"]]["dft_z2_class"] == "trivial"
