@@ -127,9 +127,7 @@ class HamiltonianStore:
         _fsync_dir(folder)
         return uri, sha
 
-    def get(
-        self, uri: str, verify: bool = False
-    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    def get(self, uri: str, verify: bool = False) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """(arrays, attrs) of the file `uri`; with verify=True re-hash against the uri's sha."""
         path = self.path(uri)
         arrays, attrs = read_arrays(path)

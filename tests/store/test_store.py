@@ -19,12 +19,24 @@ def soc_arrays(seed: int = 0) -> dict[str, np.ndarray]:
     offsets = np.arange(4, dtype=np.int64) * 16
     h = rng.normal(size=48) + 1j * rng.normal(size=48)
     s = rng.normal(size=12)
-    return {"edges": edges, "offsets": offsets, "h": h, "s": s,
-            "s_offsets": np.arange(4, dtype=np.int64) * 4}
+    return {
+        "edges": edges,
+        "offsets": offsets,
+        "h": h,
+        "s": s,
+        "s_offsets": np.arange(4, dtype=np.int64) * 4,
+    }
 
 
-ATTRS = {"format_version": 1, "units": "eV", "spin": "soc", "basis": {"Bi": [0, 1]},
-         "n_electrons": 10.0, "fermi_level_ev": None, "predicted": False}
+ATTRS = {
+    "format_version": 1,
+    "units": "eV",
+    "spin": "soc",
+    "basis": {"Bi": [0, 1]},
+    "n_electrons": 10.0,
+    "fermi_level_ev": None,
+    "predicted": False,
+}
 
 
 @pytest.mark.parametrize("compression", ["gzip", "lzf", None])
@@ -58,8 +70,12 @@ def test_hash_ignores_order_and_byte_order_but_not_dtype_shape_or_name():
 
 
 @settings(max_examples=30, deadline=None)
-@given(hnp.arrays(dtype=st.sampled_from([np.float64, np.complex128, np.int32, np.float32]),
-                  shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=5)))
+@given(
+    hnp.arrays(
+        dtype=st.sampled_from([np.float64, np.complex128, np.int32, np.float32]),
+        shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=5),
+    )
+)
 def test_any_numeric_array_round_trips(tmp_path_factory, array):
     store = HamiltonianStore(tmp_path_factory.mktemp("store"))
     uri, _ = store.put({"a": array}, {})
