@@ -26,6 +26,9 @@ from hamdb.errors import ConfigError
 #: How long (ms) a SQLite connection waits for another writer's lock before failing.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
+#: Execution option naming the SQLite BEGIN mode ("IMMEDIATE" takes the write lock at once).
+SQLITE_BEGIN_OPTION = "hamdb_sqlite_begin"
+
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 
@@ -81,7 +84,8 @@ def _configure_sqlite(engine: Engine, *, foreign_keys: bool) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        mode = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "")
+        connection.exec_driver_sql(f"BEGIN {mode}".strip())
 
 
 def _is_read_only(engine: Engine) -> bool:
@@ -99,9 +103,16 @@ def session_factory(url: str) -> sessionmaker[Session]:
 
 
 @contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """One transaction: commit if the block finishes, roll back if it raises."""
-    with Session(engine, expire_on_commit=False) as session, session.begin():
+def session_scope(engine: Engine, *, immediate: bool = False) -> Iterator[Session]:
+    """One transaction: commit if the block finishes, roll back if it raises.
+
+    immediate: on SQLite, take the write lock at BEGIN (BEGIN IMMEDIATE). A transaction that
+    reads and then writes should ask for it: two such writers then queue on the busy timeout,
+    where with a plain BEGIN the second fails at once with "database is locked" when it tries
+    to upgrade its read lock. No effect on PostgreSQL.
+    """
+    bind = engine.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"}) if immediate else engine
+    with Session(bind, expire_on_commit=False) as session, session.begin():
         yield session
 
 

@@ -397,6 +397,7 @@ class DftRunRow(Base):
 
     structure: Mapped[StructureRow] = relationship()
 
+
 #: Every table, in an order that respects foreign keys (for row counts and clean-up).
 TABLES: tuple[type[Base], ...] = (
     StructureRow,
