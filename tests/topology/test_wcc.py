@@ -1,0 +1,109 @@
+"""WCC flow geometry and Wilson loops, against Z2Pack on the same H(k) with atoms off the origin."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hamdb.physics.bloch import bloch_matrices, state_positions
+from hamdb.physics.models import fu_kane_mele, kane_mele
+from hamdb.topology.kspace import BandProblem
+from hamdb.topology.wcc import (
+    WccSettings,
+    _line_kpoints,
+    largest_gap,
+    max_move,
+    plane_flow,
+    wilson_wcc,
+    z2_from_flow,
+)
+
+
+def test_largest_gap_wraps_around_the_circle() -> None:
+    pos, size = largest_gap(np.array([[0.1, 0.2, 0.9, 0.95]]))
+    assert size[0] == pytest.approx(0.7) and pos[0] == pytest.approx(0.55)
+    pos, size = largest_gap(np.array([[0.3, 0.4]]))
+    assert size[0] == pytest.approx(0.9) and pos[0] == pytest.approx(0.85)
+
+
+def test_max_move_matches_cyclically() -> None:
+    a = np.array([0.05, 0.5])
+    assert max_move(a, np.array([0.45, 0.98])) == pytest.approx(0.07)
+
+
+def test_z2_counts_crossings_and_treats_no_jump_as_even() -> None:
+    t = np.linspace(0, 1, 21)
+    # a Kramers pair at 0 that separates and winds once: one WCC crosses the gap (nontrivial)
+    winding = np.stack([(0.0 + 0.5 * t) % 1, (0.0 - 0.5 * t) % 1], axis=1)
+    winding = np.sort(winding, axis=1)
+    assert z2_from_flow(winding) == 1
+    # the same pair separating and coming back: trivial
+    back = np.sort(
+        np.stack([0.2 * np.sin(np.pi * t) % 1, -0.2 * np.sin(np.pi * t) % 1], axis=1), axis=1
+    )
+    assert z2_from_flow(back) == 0
+    # gap position constant (the sign function is exactly 0 there): must count as +1, ν = 0
+    flat = np.tile([0.25, 0.25, 0.75, 0.75], (len(t), 1))
+    assert z2_from_flow(flat) == 0
+
+
+def _z2pack_system(ham, n_occ: int):
+    z2pack = pytest.importorskip("z2pack")
+    ham_k = lambda k: bloch_matrices(ham, np.array([k]))[0][0]  # noqa: E731
+    overlap = None
+    if ham.s is not None:
+        overlap = lambda k: bloch_matrices(ham, np.array([k]))[1][0]  # noqa: E731
+    return z2pack, z2pack.hm.System(
+        hamilton=ham_k, pos=state_positions(ham).tolist(), bands=n_occ, dim=3,
+        basis_overlap=overlap, hermitian_tol=1e-6,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "ham, plane",
+    [(kane_mele(lambda_v=0.1), (2, 0.0, 0, 1)), (fu_kane_mele(delta_t1=0.4), (0, 0.5, 1, 2))],
+    ids=["kane_mele", "fu_kane_mele"],
+)
+def test_line_wcc_equal_to_z2pack_with_positions(ham, plane) -> None:
+    """Same line, same k-points, atoms off the origin: identical WCCs (the gauge uses τ)."""
+    problem = BandProblem.from_hamiltonian(ham)
+    z2pack, system = _z2pack_system(ham, problem.n_occupied)
+    n_k = 12
+    for t in (0.0, 0.37, 0.8):
+        k = _line_kpoints(plane, np.array([t]), n_k)[0]
+        _, u = problem.occupied_states(k)
+        g = np.zeros(3)
+        g[plane[3]] = 1
+        ours = wilson_wcc(u[None], np.exp(-2j * np.pi * problem.tau @ g))[0]
+        line = lambda s, k0=k[0], g=g: list(k0 + s * g)  # noqa: E731
+        ref = np.sort(
+            z2pack.line.run(system=system, line=line, iterator=[n_k + 1], pos_tol=None).wcc
+        )
+        assert max_move(ours, ref) < 1e-8
+
+
+def test_plane_z2_equal_to_z2pack_surface() -> None:
+    """Kane–Mele, QSH and trivial: Z2Pack's surface run and ours agree on Z2."""
+    for lv, expected in ((0.1, 1), (0.4, 0)):
+        ham = kane_mele(lambda_v=lv)
+        problem = BandProblem.from_hamiltonian(ham)
+        z2pack, system = _z2pack_system(ham, problem.n_occupied)
+        ref = z2pack.surface.run(system=system, surface=lambda s, u: [s / 2, u, 0])
+        ours = plane_flow(problem, 2, 0.0)
+        assert ours.converged and ours.z2 == z2pack.invariant.z2(ref) == expected
+
+
+def test_adaptivity_is_what_gets_kane_mele_right_near_the_transition() -> None:
+    """λ_v = 0.28 < 3√3 λ_SO = 0.312: QSH with a small gap at K. A fixed grid of 11 lines
+    misses the fast WCC winding there and answers 0; the adaptive run adds lines and gets 1."""
+    problem = BandProblem.from_hamiltonian(kane_mele(lambda_r=0.0, lambda_v=0.28))
+    fixed = plane_flow(problem, 2, 0.0, WccSettings(adaptive=False))
+    adaptive = plane_flow(problem, 2, 0.0)
+    assert fixed.z2 == 0
+    assert adaptive.converged and adaptive.z2 == 1 and len(adaptive.t) > len(fixed.t)
+
+
+def test_limits_reached_means_not_converged_and_no_z2() -> None:
+    problem = BandProblem.from_hamiltonian(kane_mele(lambda_r=0.0, lambda_v=0.28))
+    starved = plane_flow(problem, 2, 0.0, WccSettings(min_neighbour_dist=0.04))
+    assert not starved.converged and starved.z2 is None and starved.messages
