@@ -22,6 +22,7 @@ def command(ctx: click.Context, path: str, as_json: bool) -> None:
     """
     from hamdb.config import load_project, write_default_config
     from hamdb.db.migrate import upgrade
+    from hamdb.db.queries import mask_url
 
     root = Path(path).resolve()
     write_default_config(root)
@@ -31,6 +32,10 @@ def command(ctx: click.Context, path: str, as_json: bool) -> None:
     if as_json:
         from hamdb.cli.options import echo_json
 
-        echo_json({"project": str(root), "database": project.database_url, "revision": revision})
+        echo_json(
+            {"project": str(root), "database": mask_url(project.database_url), "revision": revision}
+        )
     else:
-        click.echo(f"initialised {root} (database {project.database_url}, schema {revision})")
+        click.echo(
+            f"initialised {root} (database {mask_url(project.database_url)}, schema {revision})"
+        )

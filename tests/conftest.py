@@ -46,7 +46,9 @@ def _postgres_admin() -> Iterator[Any]:
     """An engine on the test PostgreSQL server; skip (or fail when CI=true) if unreachable."""
     import sqlalchemy as sa
 
-    engine = sa.create_engine(POSTGRES_TEST_URL, poolclass=sa.pool.NullPool)
+    engine = sa.create_engine(
+        POSTGRES_TEST_URL, poolclass=sa.pool.NullPool, connect_args={"connect_timeout": 5}
+    )
     try:
         with engine.connect():
             pass
