@@ -105,7 +105,7 @@ def command(
       hamdb topology Bi.HSX --json
     """
     from hamdb.cli.options import echo_json
-    from hamdb.io import read_hamiltonian
+    from hamdb.io.formats import read_hamiltonian
     from hamdb.topology import analyse
 
     settings = collect_settings(kwargs)

@@ -71,7 +71,7 @@ def command(
 def _load(ctx: click.Context, source: str, fmt: str | None):  # type: ignore[no-untyped-def]
     """A file path, or else an integer id in the project database."""
     if Path(source).is_file():
-        from hamdb.io import read_hamiltonian
+        from hamdb.io.formats import read_hamiltonian
 
         return read_hamiltonian(source, fmt)
     if not source.isdigit():

@@ -46,7 +46,7 @@ class TopologySettings:
     max_lines: int = 200
     adaptive: bool = True
     metal_gap_ev: float = 1e-3
-    mesh_spacing: float = 0.1
+    mesh_spacing: float = 0.2
     hermitian_tol: float = 1e-4
 
     @classmethod

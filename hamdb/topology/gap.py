@@ -60,9 +60,9 @@ def band_gap(
     problem: BandProblem,
     reciprocal_lengths: np.ndarray,
     periodic: list[int],
-    spacing: float = 0.1,
+    spacing: float = 0.2,
     max_mesh: int = 3000,
-    rounds: int = 10,
+    rounds: int = 8,
 ) -> GapResult:
     """Indirect and direct gap around the occupied count of `problem`.
 
