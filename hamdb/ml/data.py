@@ -205,3 +205,19 @@ def spinor_from_spinless(layout: BlockLayout, h: np.ndarray) -> np.ndarray:
     blocks = layout.gather(h)
     eye = np.eye(2)
     return layout.scatter_soc({lp: b[..., None, None] * eye for lp, b in blocks.items()})
+
+
+def attach_targets(
+    graph: HamGraph, blocks: Mapping[LPair, np.ndarray], l_pairs: Sequence[LPair], kind: str
+) -> HamGraph:
+    """Set `y_<l1><l2>` of a graph from e3nn-basis blocks (e.g. a teacher network's output).
+
+    Groups the structure lacks get empty targets of the right shape, so graphs batch together.
+    """
+    lead = (4,) if kind == "soc" else ()
+    for l1, l2 in l_pairs:
+        empty = np.zeros((0, *lead, 2 * l1 + 1, 2 * l2 + 1))
+        graph[f"y_{l1}{l2}"] = torch.tensor(
+            np.asarray(blocks.get((l1, l2), empty)), dtype=torch.float32
+        )
+    return graph

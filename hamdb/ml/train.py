@@ -1,0 +1,314 @@
+"""Training loop: split by material group, MAE/MSE over real matrix elements, checkpoints,
+resume after a kill, early stopping, bit-for-bit repeatable runs with a seed.
+
+Loss over the shell-pair groups (every real matrix element counts once, whatever its block):
+  nonsoc: L = ⟨|H_pred − H_dft|^p⟩;
+  soc:    L = ⟨|δH0_pred − δH0|^p⟩ + soc_weight · ⟨|K_pred − K|^p⟩,  p = 1 (MAE) or 2 (MSE),
+so the small SOC part (meV) is weighted on its own and not drowned by the scalar correction.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch_geometric.data import Batch
+
+from hamdb.errors import ModelError
+from hamdb.ml.data import HamGraph
+from hamdb.ml.model import MAX_SHELLS, HamiltonianNet, seed_everything
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings (stored with the version). Energies in eV."""
+
+    epochs: int = 300
+    batch_size: int = 4
+    lr: float = 3e-3
+    lr_min: float = 1e-4
+    weight_decay: float = 0.0
+    loss: str = "mae"
+    soc_weight: float = 10.0
+    patience: int = 60
+    seed: int = 0
+    device: str = "cpu"
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    model: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def split_by_group(
+    groups: Sequence[Any], val_fraction: float, test_fraction: float, seed: int
+) -> tuple[list[int], list[int], list[int]]:
+    """Train/val/test sample indices with every material group wholly in one part.
+
+    Groups are shuffled with `seed` and dealt out until each part holds its share of the
+    samples, so strained copies of one material never straddle train and test (DESIGN.md §4).
+    """
+    unique = sorted({str(g) for g in groups})
+    rng = np.random.default_rng(seed)
+    rng.shuffle(unique)
+    n = len(groups)
+    by_group: dict[str, list[int]] = {}
+    for k, g in enumerate(groups):
+        by_group.setdefault(str(g), []).append(k)
+    test: list[int] = []
+    val: list[int] = []
+    train: list[int] = []
+    for g in unique:
+        if len(unique) >= 3 and len(test) < test_fraction * n:
+            test += by_group[g]
+        elif len(unique) >= 3 and len(val) < val_fraction * n:
+            val += by_group[g]
+        else:
+            train += by_group[g]
+    return sorted(train), sorted(val), sorted(test)
+
+
+def element_loss(
+    pred: dict[tuple[int, int], torch.Tensor], batch: Batch, kind: str, loss: str, soc_weight: float
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The training loss and its parts (MAE in eV of each channel, for the progress line)."""
+    power = 1 if loss == "mae" else 2
+    sums = {"h": 0.0, "k": 0.0}
+    counts = {"h": 0, "k": 0}
+    parts: dict[str, torch.Tensor] = {}
+    for (l1, l2), p in pred.items():
+        y = batch[f"y_{l1}{l2}"].to(p.dtype)
+        diff = (p - y).abs()
+        if kind == "nonsoc":
+            chunks = {"h": diff}
+        else:
+            chunks = {"h": diff[:, :1], "k": diff[:, 1:]}
+        for name, d in chunks.items():
+            term = d.pow(power).sum()
+            parts[name] = parts.get(name, 0) + term  # type: ignore[assignment]
+            sums[name] += float(d.detach().sum())
+            counts[name] += d.numel()
+    total = parts["h"] / max(counts["h"], 1)
+    if kind == "soc":
+        total = total + soc_weight * parts["k"] / max(counts["k"], 1)
+    maes = {name: sums[name] / counts[name] for name in sums if counts[name]}
+    return total, maes
+
+
+def init_from_data(net: HamiltonianNet, graphs: Sequence[HamGraph]) -> None:
+    """Start the output scale and the atomic levels from the training targets.
+
+    scale_ev = std of the off-site targets; onsite_shift[(Z, a, a)] = mean diagonal of the
+    on-site (Z, a, a) blocks (non-SOC) — the network then learns the environment around them.
+    """
+    values, levels = [], {}
+    for g in graphs:
+        onsite = (g.edge_index[0] == g.edge_index[1]) & (g.edge_shift == 0).all(dim=1)
+        for l1, l2 in net.cfg.l_pairs:
+            y = g[f"y_{l1}{l2}"]
+            if y.numel() == 0:
+                continue
+            is_on = onsite[g[f"blk_{l1}{l2}_edge"]]
+            values.append(y[~is_on].reshape(-1))
+            if net.cfg.kind == "nonsoc" and l1 == l2:
+                a, b = g[f"blk_{l1}{l2}_a"], g[f"blk_{l1}{l2}_b"]
+                z = g.z[g.edge_index[0][g[f"blk_{l1}{l2}_edge"]]]
+                diag = y.diagonal(dim1=-2, dim2=-1).mean(dim=-1)
+                for k in torch.nonzero(is_on & (a == b)).flatten().tolist():
+                    key = (int(z[k]) * MAX_SHELLS + int(a[k])) * MAX_SHELLS + int(b[k])
+                    levels.setdefault(key, []).append(float(diag[k]))
+    if values:
+        flat = torch.cat(values)
+        scale = float(flat.std()) if flat.numel() > 1 else 1.0
+        net.cfg.scale_ev = scale if math.isfinite(scale) and scale > 1e-8 else 1.0
+    with torch.no_grad():
+        for key, vals in levels.items():
+            net.onsite_shift.weight[key, 0] = float(np.mean(vals))
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+
+
+@dataclass
+class History:
+    """Per-epoch losses (eV) and seconds; what `fit` returns and the checkpoint stores."""
+
+    epochs: list[dict[str, float]] = field(default_factory=list)
+    best_val: float = float("inf")
+    best_epoch: int = -1
+    stopped_early: bool = False
+
+
+class Trainer:
+    """Fits a `HamiltonianNet` on graphs with targets; `fit` resumes from `checkpoint_dir`."""
+
+    def __init__(
+        self,
+        net: HamiltonianNet,
+        train: Sequence[HamGraph],
+        val: Sequence[HamGraph],
+        cfg: TrainConfig,
+        checkpoint_dir: Path | None = None,
+    ) -> None:
+        self.net = net.to(cfg.device)
+        self.train, self.val, self.cfg = list(train), list(val), cfg
+        self.checkpoint_dir = checkpoint_dir
+        self.opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+            self.opt, T_max=max(cfg.epochs, 1), eta_min=cfg.lr_min
+        )
+        self.history = History()
+        self.best_state: dict[str, torch.Tensor] = {
+            k: v.detach().clone() for k, v in net.state_dict().items()
+        }
+        self.start_epoch = 0
+
+    # -- checkpoints ---------------------------------------------------------------------
+    def _checkpoint_path(self) -> Path | None:
+        return self.checkpoint_dir / "checkpoint.pt" if self.checkpoint_dir else None
+
+    def save_checkpoint(self, epoch: int) -> None:
+        path = self._checkpoint_path()
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_save(
+            {
+                "epoch": epoch,
+                "model": self.net.state_dict(),
+                "scale_ev": self.net.cfg.scale_ev,
+                "best": self.best_state,
+                "opt": self.opt.state_dict(),
+                "sched": self.sched.state_dict(),
+                "history": json.dumps(asdict(self.history)),
+                "train_config": json.dumps(self.cfg.as_dict(), sort_keys=True),
+            },
+            path,
+        )
+
+    def try_resume(self) -> bool:
+        """Continue a killed run from its last finished epoch; False when there is none."""
+        path = self._checkpoint_path()
+        if path is None or not path.is_file():
+            return False
+        state = torch.load(path, weights_only=True)
+        if state["train_config"] != json.dumps(self.cfg.as_dict(), sort_keys=True):
+            raise ModelError(
+                f"{path}: checkpoint of a run with other settings; remove it or use another --name"
+            )
+        self.net.cfg.scale_ev = float(state["scale_ev"])
+        self.net.load_state_dict(state["model"])
+        self.best_state = state["best"]
+        self.opt.load_state_dict(state["opt"])
+        self.sched.load_state_dict(state["sched"])
+        hist = json.loads(state["history"])
+        self.history = History(**hist)
+        self.start_epoch = int(state["epoch"]) + 1
+        return True
+
+    # -- loop ----------------------------------------------------------------------------
+    def _batches(self, graphs: Sequence[HamGraph], epoch: int, shuffle: bool) -> list[Batch]:
+        order = list(range(len(graphs)))
+        if shuffle:
+            gen = torch.Generator().manual_seed(self.cfg.seed * 100003 + epoch)
+            order = torch.randperm(len(graphs), generator=gen).tolist()
+        size = self.cfg.batch_size
+        return [
+            Batch.from_data_list([graphs[k] for k in order[s : s + size]]).to(self.cfg.device)
+            for s in range(0, len(order), size)
+        ]
+
+    def evaluate(self, graphs: Sequence[HamGraph]) -> dict[str, float]:
+        """Mean absolute errors (eV) of the real part ("h") and SOC part ("k") over graphs."""
+        self.net.eval()
+        tot: dict[str, float] = {}
+        with torch.no_grad():
+            for batch in self._batches(graphs, 0, shuffle=False):
+                _, maes = element_loss(self.net(batch), batch, self.net.cfg.kind, "mae", 1.0)
+                n = batch.num_graphs
+                for k, v in maes.items():
+                    tot[k] = tot.get(k, 0.0) + v * n
+        return {k: v / max(len(graphs), 1) for k, v in tot.items()}
+
+    def _score(self, maes: dict[str, float]) -> float:
+        if self.net.cfg.kind == "soc":
+            return maes.get("h", 0.0) + self.cfg.soc_weight * maes.get("k", 0.0)
+        return maes.get("h", 0.0)
+
+    def fit(self, on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> History:
+        """Train until `epochs` or until the validation score stalls for `patience` epochs."""
+        seed_everything(self.cfg.seed)
+        for epoch in range(self.start_epoch, self.cfg.epochs):
+            torch.manual_seed(self.cfg.seed * 7919 + epoch)
+            start = time.perf_counter()
+            self.net.train()
+            train_sum, n_batches = {}, 0
+            for batch in self._batches(self.train, epoch, shuffle=True):
+                self.opt.zero_grad()
+                loss, maes = element_loss(
+                    self.net(batch), batch, self.net.cfg.kind, self.cfg.loss, self.cfg.soc_weight
+                )
+                loss.backward()
+                self.opt.step()
+                n_batches += 1
+                for k, v in maes.items():
+                    train_sum[k] = train_sum.get(k, 0.0) + v
+            self.sched.step()
+            row = {f"train_{k}": v / max(n_batches, 1) for k, v in train_sum.items()}
+            val = self.evaluate(self.val) if self.val else {k[6:]: v for k, v in row.items()}
+            row.update({f"val_{k}": v for k, v in val.items()})
+            row["epoch"] = epoch
+            row["seconds"] = time.perf_counter() - start
+            self.history.epochs.append(row)
+            score = self._score(val)
+            if score < self.history.best_val:
+                self.history.best_val, self.history.best_epoch = score, epoch
+                self.best_state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+            if on_epoch:
+                on_epoch(epoch, row)
+            stalled = epoch - self.history.best_epoch >= self.cfg.patience
+            self.history.stopped_early = stalled
+            self.save_checkpoint(epoch)
+            if stalled:
+                break
+        self.net.load_state_dict(self.best_state)
+        return self.history
+
+
+def progress_printer(
+    total: int,
+) -> tuple[Callable[[int, dict[str, float]], None], Callable[[], None]]:
+    """A rich progress bar with the live loss on a terminal; silent otherwise (CI, pipes)."""
+    if not sys.stderr.isatty():
+        return (lambda epoch, row: None), (lambda: None)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(
+        TextColumn("[bold]epoch {task.completed}/{task.total}"), BarColumn(),
+        TextColumn("{task.fields[loss]}"), TimeRemainingColumn(), transient=False,
+    )  # fmt: skip
+    task = bar.add_task("train", total=total, loss="")
+    bar.start()
+
+    def update(epoch: int, row: dict[str, float]) -> None:
+        text = " ".join(
+            f"{k}={1000 * v:.2f}meV" for k, v in row.items() if k.startswith(("train_", "val_"))
+        )
+        bar.update(task, completed=epoch + 1, loss=text)
+
+    return update, bar.stop
