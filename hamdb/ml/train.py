@@ -89,10 +89,7 @@ def element_loss(
     for (l1, l2), p in pred.items():
         y = batch[f"y_{l1}{l2}"].to(p.dtype)
         diff = (p - y).abs()
-        if kind == "nonsoc":
-            chunks = {"h": diff}
-        else:
-            chunks = {"h": diff[:, :1], "k": diff[:, 1:]}
+        chunks = {"h": diff} if kind == "nonsoc" else {"h": diff[:, :1], "k": diff[:, 1:]}
         for name, d in chunks.items():
             term = d.pow(power).sum()
             parts[name] = parts.get(name, 0) + term  # type: ignore[assignment]

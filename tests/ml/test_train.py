@@ -9,7 +9,7 @@ import torch
 from hamdb.ml.data import attach_targets, make_graph
 from hamdb.ml.graph import periodic_neighbours
 from hamdb.ml.network_io import run_network
-from hamdb.ml.train import Trainer, TrainConfig, init_from_data, split_by_group
+from hamdb.ml.train import TrainConfig, Trainer, init_from_data, split_by_group
 
 from .test_model import BASIS, make_net, random_structure
 
@@ -69,15 +69,15 @@ def test_resume_after_kill_gives_the_same_weights(tmp_path) -> None:
     straight = Trainer(fresh_student("nonsoc", graphs), graphs, graphs[:1], cfg, tmp_path / "a")
     straight.fit()
 
-    class Killed(Exception):
+    class KilledError(Exception):
         pass
 
     def kill_after_two(epoch: int, row: dict) -> None:
         if epoch == 1:
-            raise Killed
+            raise KilledError
 
     first = Trainer(fresh_student("nonsoc", graphs), graphs, graphs[:1], cfg, tmp_path / "b")
-    with pytest.raises(Killed):
+    with pytest.raises(KilledError):
         first.fit(kill_after_two)
     # The kill came before epoch 1's checkpoint: the resumed run redoes epoch 1.
     resumed = Trainer(fresh_student("nonsoc", graphs), graphs, graphs[:1], cfg, tmp_path / "b")
