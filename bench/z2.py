@@ -1,0 +1,136 @@
+"""Z2 by Wannier-charge-centre flow: hamdb against Z2Pack on the same Hamiltonians, same run.
+
+For each case: hamdb's WCC time (all planes, adaptive) and total analyse() time, Z2Pack's time
+(z2pack.surface.run on the same planes with hm.System(hamilton=H(k), pos=τ, bands=n_occ,
+basis_overlap=S(k)), its default convergence criteria), both answers, the ratio, and the time
+numpy needs just to diagonalise as many H(k) as hamdb's WCC run used.
+
+Targets (issue 6): ≥ 20× faster than Z2Pack with the same answers; WCC time within 3× of the
+diagonalisations alone.
+
+    OMP_NUM_THREADS=1 python bench/z2.py            # every case
+    OMP_NUM_THREADS=1 python bench/z2.py --cases fkm bi
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hamdb.physics.bloch import bloch_matrices, state_positions
+from hamdb.physics.models import fu_kane_mele
+from hamdb.topology import analyse
+from hamdb.topology.kspace import BandProblem
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "topology_testdata"
+
+
+def _mos2():  # type: ignore[no-untyped-def]
+    from hamdb.io.formats import read_hamiltonian
+
+    folder = Path(tempfile.mkdtemp(prefix="hamdb-bench-"))
+    src = DATA / "wannier_tools" / "MoS2-1Tp"
+    with tarfile.open(src / "wannier90_hr.dat.tar.gz") as tar:
+        tar.extractall(folder, filter="data")
+    shutil.copy(src / "wt.in", folder / "wt.in")
+    return read_hamiltonian(folder / "wannier90_hr.dat", "wannier90"), 28
+
+
+def _bi():  # type: ignore[no-untyped-def]
+    from hamdb.io.formats import read_hamiltonian
+
+    return read_hamiltonian(DATA / "sisl-files" / "Bi_hexagonal" / "Bi_hexagonal.HSX", "siesta"), 30
+
+
+def _inas():  # type: ignore[no-untyped-def]
+    from hamdb.io.formats import read_hamiltonian
+
+    path = DATA / "TBmodels" / "InAs_nosym.hdf5"
+    opts = {"species": ["In", "As"], "orbitals": {"In": "s;p", "As": "p"}}
+    return read_hamiltonian(path, "tbmodels", **opts), 6
+
+
+CASES = {
+    "fkm": ("Fu–Kane–Mele δt1=0.4 (3D, analytic)", lambda: (fu_kane_mele(delta_t1=0.4), 2)),
+    "bi": ("Bi(111) bilayer, SIESTA SZP + S (2D)", _bi),
+    "mos2": ("1T'-MoS2, Wannier90 (2D)", _mos2),
+    "inas": ("InAs, TBmodels Wannier (3D)", _inas),
+}
+
+
+def z2pack_planes(ham, n_occ: int, planes) -> tuple[list[int], float]:  # type: ignore[no-untyped-def]
+    """Z2Pack's Z2 of each of hamdb's planes (same fixed/pump/loop axes) and its wall time."""
+    import z2pack
+
+    logging.getLogger("z2pack").setLevel(logging.ERROR)
+    hk = lambda k: bloch_matrices(ham, np.array([k]))[0][0]  # noqa: E731
+    sk = None if ham.s is None else (lambda k: bloch_matrices(ham, np.array([k]))[1][0])
+    system = z2pack.hm.System(
+        hamilton=hk, pos=state_positions(ham).tolist(), bands=n_occ, dim=3, basis_overlap=sk,
+        hermitian_tol=1e-4,
+    )  # fmt: skip
+    out = []
+    start = time.perf_counter()
+    for p in planes:
+
+        def surface(s, u, p=p):  # type: ignore[no-untyped-def]
+            k = [0.0, 0.0, 0.0]
+            k[p.fixed_axis], k[p.pump_axis], k[p.loop_axis] = p.fixed_value, s / 2, u
+            return k
+
+        result = z2pack.surface.run(system=system, surface=surface)
+        out.append(int(z2pack.invariant.z2(result)))
+    return out, time.perf_counter() - start
+
+
+def eigh_only(ham, n_occ: int, n_k: int) -> float:  # type: ignore[no-untyped-def]
+    """Seconds numpy takes to diagonalise n_k orthogonalised H(k) (matrices built beforehand)."""
+    problem = BandProblem.from_hamiltonian(ham, n_occ)
+    k = np.random.default_rng(0).random((n_k, 3))
+    total = 0.0
+    for a in range(0, n_k, problem.chunk()):
+        hk = problem._bloch(k[a : a + problem.chunk()])
+        t0 = time.perf_counter()
+        np.linalg.eigh(hk)
+        total += time.perf_counter() - t0
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--skip-z2pack", action="store_true")
+    args = parser.parse_args()
+    header = f"{'case':42s} {'hamdb z2':>10s} {'Z2Pack':>10s} {'wcc s':>8s} {'total s':>8s} "
+    header += f"{'Z2Pack s':>9s} {'ratio':>7s} {'eigh s':>7s} {'wcc/eigh':>8s}"
+    print(header)
+    for name in args.cases:
+        label, build = CASES[name]
+        ham, n_occ = build()
+        report = analyse(ham, occupied=n_occ, methods=("wcc",))
+        wcc_s = report.timing_s.get("wcc", float("nan"))
+        n_k = sum(p.n_kpoints for p in report.planes)
+        ref, ref_s = ([], float("nan"))
+        if not args.skip_z2pack:
+            ref_planes, ref_s = z2pack_planes(ham, n_occ, report.planes)
+            ref = ref_planes if report.dim == 2 else [
+                (ref_planes[0] + ref_planes[1]) % 2, ref_planes[1], ref_planes[3], ref_planes[5]
+            ]  # fmt: skip
+        eig_s = eigh_only(ham, n_occ, n_k)
+        print(
+            f"{label:42s} {report.z2!s:>10s} {ref!s:>10s} {wcc_s:8.3f} "
+            f"{report.timing_s['total']:8.3f} {ref_s:9.2f} {ref_s / wcc_s:7.1f} {eig_s:7.3f} "
+            f"{wcc_s / eig_s:8.2f}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
