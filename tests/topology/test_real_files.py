@@ -1,0 +1,93 @@
+"""The published SOC Hamiltonians of ../shared/topology_testdata (answers in its PROVENANCE.md),
+read through hamdb.io, analysed by hamdb and, for two of them, by Z2Pack on the same H(k)."""
+
+from __future__ import annotations
+
+import shutil
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hamdb.io.formats import read_hamiltonian
+from hamdb.physics.bloch import bloch_matrices, state_positions
+from hamdb.topology import analyse
+from hamdb.topology.kspace import BandProblem
+from hamdb.topology.wcc import _line_kpoints, max_move, plane_flow, wilson_wcc
+
+
+@pytest.fixture(scope="module")
+def bi(topology_testdata: Path):  # type: ignore[no-untyped-def]
+    return read_hamiltonian(
+        topology_testdata / "sisl-files/Bi_hexagonal/Bi_hexagonal.HSX", "siesta"
+    )
+
+
+@pytest.fixture(scope="module")
+def inas(topology_testdata: Path):  # type: ignore[no-untyped-def]
+    opts = {"species": ["In", "As"], "orbitals": {"In": "s;p", "As": "p"}}
+    return read_hamiltonian(topology_testdata / "TBmodels/InAs_nosym.hdf5", "tbmodels", **opts)
+
+
+def test_bi111_bilayer_is_qsh_and_parity_agrees(bi) -> None:  # type: ignore[no-untyped-def]
+    report = analyse(bi, occupied=30)
+    assert report.dim == 2 and report.converged and report.z2 == [1]
+    assert report.agreement is True  # centrosymmetric: Fu–Kane parity gives the same ν
+    assert report.gap_ev == pytest.approx(0.17, abs=0.02)
+
+
+def test_inas_is_trivial_without_inversion(inas) -> None:  # type: ignore[no-untyped-def]
+    report = analyse(inas, occupied=6)
+    assert report.dim == 3 and report.converged and report.z2 == [0, 0, 0, 0]
+    assert report.parity is not None and not report.parity.applicable
+    assert report.gap_ev == pytest.approx(0.42, abs=0.02)
+
+
+def test_mos2_1tprime_is_qsh(topology_testdata: Path, tmp_path: Path) -> None:
+    src = topology_testdata / "wannier_tools/MoS2-1Tp"
+    with tarfile.open(src / "wannier90_hr.dat.tar.gz") as tar:
+        tar.extractall(tmp_path, filter="data")
+    shutil.copy(src / "wt.in", tmp_path / "wt.in")
+    report = analyse(read_hamiltonian(tmp_path / "wannier90_hr.dat", "wannier90"), occupied=28)
+    assert report.dim == 2 and report.converged and report.z2 == [1]
+    assert 0.02 < report.gap_ev < 0.08
+
+
+@pytest.mark.slow
+def test_mote2_bilayer_openmx_is_trivial(topology_testdata: Path) -> None:
+    ham = read_hamiltonian(
+        topology_testdata / "wannier_tools/MoTe2-bilayer-openmx/HS.tar.gz", "openmx"
+    )
+    report = analyse(ham, occupied=92, methods=("wcc",), settings={"mesh_spacing": 0.4})
+    assert report.dim == 2 and report.converged and report.z2 == [0]
+
+
+@pytest.mark.parametrize("name", ["bi", "inas"])
+def test_same_wcc_and_z2_as_z2pack(name: str, request: pytest.FixtureRequest) -> None:
+    """Same plane through Z2Pack (its own S^-1/2 per k for Bi's overlap): same Z2, and on
+    identical lines identical WCCs."""
+    z2pack = pytest.importorskip("z2pack")
+    ham, n_occ = (
+        (request.getfixturevalue("bi"), 30)
+        if name == "bi"
+        else (request.getfixturevalue("inas"), 6)
+    )
+    problem = BandProblem.from_hamiltonian(ham, n_occ)
+    hk = lambda k: bloch_matrices(ham, np.array([k]))[0][0]  # noqa: E731
+    sk = None if ham.s is None else (lambda k: bloch_matrices(ham, np.array([k]))[1][0])
+    system = z2pack.hm.System(hamilton=hk, pos=state_positions(ham).tolist(), bands=n_occ,
+                              dim=3, basis_overlap=sk, hermitian_tol=1e-4)  # fmt: skip
+    plane = (2, 0.0, 0, 1)
+    ours = plane_flow(problem, *plane[:2])
+    ref = z2pack.surface.run(system=system, surface=lambda s, u: [s / 2, u, 0.0])
+    assert ours.z2 == z2pack.invariant.z2(ref)
+    k = _line_kpoints(plane, np.array([0.3]), 10)[0]
+    _, u = problem.occupied_states(k)
+    mine = wilson_wcc(u[None], np.exp(-2j * np.pi * problem.tau[:, 1]))[0]
+    theirs = np.sort(
+        z2pack.line.run(
+            system=system, line=lambda s: [0.15, s, 0.0], iterator=[11], pos_tol=None
+        ).wcc
+    )
+    assert max_move(mine, theirs) < 1e-6
