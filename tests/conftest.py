@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -79,6 +80,7 @@ def _drop_postgres_schema(admin: Any, schema: str) -> None:
 
     dispose_all()
     with admin.begin() as connection:
+        connection.execute(sa.text("SET LOCAL lock_timeout = '5s'"))
         connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
 
 
@@ -102,9 +104,74 @@ def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         _drop_postgres_schema(admin, schema)
 
 
+class _MigratedPostgresSchema:
+    """A PostgreSQL schema migrated to head once per test module and emptied after each test.
+
+    Migrating takes ~0.5 s, emptying ~0.05 s: every test still starts on an empty database
+    (rows deleted, id sequences restarted). A test that changed the schema itself (a
+    downgrade) or left rows locked gets a brand-new schema instead.
+    """
+
+    def __init__(self, admin: Any) -> None:
+        self.admin = admin
+        self.url, self.schema = "", ""
+        self._create()
+
+    def _create(self) -> None:
+        from hamdb.db.migrate import upgrade
+
+        self.url, self.schema = _fresh_postgres_url(self.admin)
+        upgrade(self.url)
+
+    def reset(self) -> None:
+        """Empty every table for the next test, or replace the schema if emptying fails."""
+        import sqlalchemy as sa
+
+        from hamdb.db.engine import dispose_all
+        from hamdb.db.migrate import head
+        from hamdb.db.models import Base
+
+        dispose_all()
+        try:
+            with self.admin.begin() as connection:
+                connection.execute(sa.text("SET LOCAL lock_timeout = '5s'"))
+                connection.execute(sa.text(f'SET LOCAL search_path TO "{self.schema}"'))
+                revision = connection.execute(sa.text("SELECT version_num FROM alembic_version"))
+                if revision.scalar() != head():
+                    raise RuntimeError("schema changed by the test")
+                for table in reversed(Base.metadata.sorted_tables):
+                    connection.execute(table.delete())
+                connection.execute(
+                    sa.text(
+                        "SELECT setval(c.oid::regclass, 1, false) FROM pg_class c"
+                        " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                        " WHERE c.relkind = 'S' AND n.nspname = :schema"
+                    ),
+                    {"schema": self.schema},
+                )
+        except (sa.exc.SQLAlchemyError, RuntimeError):
+            self.drop()
+            self._create()
+
+    def drop(self) -> None:
+        import sqlalchemy as sa
+
+        # Still locked by a leaked connection after 5 s: leave it; no later test uses it.
+        with contextlib.suppress(sa.exc.OperationalError):
+            _drop_postgres_schema(self.admin, self.schema)
+
+
+@pytest.fixture(scope="module")
+def _postgres_module_schema(request: pytest.FixtureRequest) -> Iterator[_MigratedPostgresSchema]:
+    schema = _MigratedPostgresSchema(request.getfixturevalue("_postgres_admin"))
+    yield schema
+    schema.drop()
+
+
 @pytest.fixture(params=_DATABASES)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database migrated to head and empty: a SQLite file, or a fresh PostgreSQL schema."""
+    """A database migrated to head and empty: a SQLite file, or a PostgreSQL schema (one per
+    test module, emptied between tests, so no test sees another's rows)."""
     if request.param == "sqlite":
         path = tmp_path / "hamdb.sqlite"
         shutil.copyfile(request.getfixturevalue("_migrated_sqlite_template"), path)
@@ -113,15 +180,11 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
         dispose_all()
         return
-    from hamdb.db.migrate import upgrade
-
-    admin = request.getfixturevalue("_postgres_admin")
-    url, schema = _fresh_postgres_url(admin)
+    schema = request.getfixturevalue("_postgres_module_schema")
     try:
-        upgrade(url)
-        yield url
+        yield schema.url
     finally:
-        _drop_postgres_schema(admin, schema)
+        schema.reset()
 
 
 def _make_project(root: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
