@@ -11,6 +11,7 @@ schema, which tests/db/test_migrate.py checks with alembic's compare on both dat
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -92,6 +93,11 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime()}
+
+
+def elements_key(elements: Iterable[str]) -> str:
+    """The `structures.elements_key` of a set of elements: sorted, deduplicated, "-Bi-Se-"."""
+    return "-" + "-".join(sorted(set(elements))) + "-"
 
 
 class StructureRow(Base):

@@ -28,11 +28,6 @@ def mask_url(url: str) -> str:
         return "<unparseable database URL>"
 
 
-def elements_key(elements: list[str] | tuple[str, ...]) -> str:
-    """The `structures.elements_key` of a set of elements: sorted, e.g. "-Bi-Se-"."""
-    return "-" + "-".join(sorted(set(elements))) + "-"
-
-
 def row_counts(engine: Engine) -> dict[str, int]:
     """Rows per table (every table the database has, except alembic's bookkeeping)."""
     try:

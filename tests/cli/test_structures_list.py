@@ -8,8 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from hamdb.cli.main import cli
-from hamdb.db.models import StructureRow, StructureSourceRow
-from hamdb.db.queries import elements_key
+from hamdb.db.models import StructureRow, StructureSourceRow, elements_key
 
 
 @pytest.fixture

@@ -6,14 +6,8 @@ import pytest
 from sqlalchemy.orm import Session
 
 from hamdb.db.engine import make_engine
-from hamdb.db.models import StructureRow, StructureSourceRow
-from hamdb.db.queries import (
-    StructureFilter,
-    elements_key,
-    list_structures,
-    mask_url,
-    row_counts,
-)
+from hamdb.db.models import StructureRow, StructureSourceRow, elements_key
+from hamdb.db.queries import StructureFilter, list_structures, mask_url, row_counts
 from hamdb.errors import InputError
 
 # (formula, space group, n_sites, elements)
