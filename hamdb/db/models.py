@@ -34,6 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.elements import ColumnElement
 
 NAMING_CONVENTION: dict[str, str] = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -130,6 +131,11 @@ class StructureRow(Base):
     sources: Mapped[list[StructureSourceRow]] = relationship(
         back_populates="structure", cascade="all, delete-orphan", passive_deletes=True
     )
+
+    @classmethod
+    def has_element(cls, symbol: str) -> ColumnElement[bool]:
+        """SQL condition "this structure contains `symbol`" (a bound LIKE on elements_key)."""
+        return cls.elements_key.like(f"%-{symbol}-%")
 
     def __repr__(self) -> str:
         return (

@@ -96,7 +96,7 @@ def list_structures(
     url: str, where: StructureFilter, *, limit: int | None = 50
 ) -> tuple[list[StructureSummary], int]:
     """Structures matching `where`, by id, at most `limit`; and how many match in all."""
-    conditions = [StructureRow.elements_key.like(f"%-{el}-%") for el in where.elements]
+    conditions = [StructureRow.has_element(el) for el in where.elements]
     if where.formula is not None:
         conditions.append(StructureRow.reduced_formula == normalise_formula(where.formula))
     if where.spacegroup is not None:
