@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from hamdb.errors import HamiltonianError, InputError
+from hamdb.errors import BasisError, HamiltonianError, InputError
 from hamdb.physics.basis import BasisSet
 from hamdb.physics.hamiltonian import Hamiltonian, SpinKind
 
@@ -162,6 +162,7 @@ def hamiltonian_from_dense(
     on-site blocks are always kept. `source` names the file in error messages.
     """
     translations = np.asarray(translations, dtype=np.int64).reshape(-1, 3)
+    check_elements(structure, source)
     counts = basis.orbital_counts([site.specie.symbol for site in structure])
     ns = 2 if spin == "soc" else 1
     n = int(counts.sum())
@@ -221,6 +222,16 @@ def hamiltonian_from_dense(
         return Hamiltonian.from_blocks(structure, basis, spin, h_blocks, s_blocks, **fields)
     except HamiltonianError as exc:
         raise HamiltonianError(f"{source}: {exc}") from None
+
+
+def check_elements(structure: Structure, source: str | Path) -> None:
+    """BasisError naming `source` when a site is not a chemical element (a dummy species)."""
+    from pymatgen.core.periodic_table import Element
+
+    for site in structure:
+        symbol = getattr(site.specie, "symbol", str(site.specie))
+        if not Element.is_valid_symbol(symbol):
+            raise BasisError(f"{source}: unknown element {symbol!r}")
 
 
 def dense_from_hamiltonian(ham: Hamiltonian) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:

@@ -25,6 +25,7 @@ uses pickle: read only files you trust.
 
 from __future__ import annotations
 
+import pickle
 import re
 import tarfile
 from collections.abc import Mapping, Sequence
@@ -251,7 +252,7 @@ def read_graph_npz(
     try:
         with np.load(path, allow_pickle=True) as data:
             graphs = data["graph"].item()
-    except (OSError, ValueError, KeyError, EOFError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, pickle.UnpicklingError) as exc:
         raise InputError(f"{path}: not a HamGNN graph_data.npz ({exc})") from None
     if index is None:
         if len(graphs) != 1:

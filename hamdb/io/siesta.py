@@ -5,8 +5,9 @@ whose columns run over the auxiliary supercell: column c is orbital c mod n_o of
 by the integer lattice vector sc_off[c // n_o], so the element is <φ_i(r − τ_i)|H|φ_j(r − τ_j −
 R)> with R = sc_off[c // n_o] (checked against sisl's own H(k) in the tests). Inside a shell
 sisl/SIESTA order the real harmonics m = −l..l (py, pz, px; dxy, dyz, dz2, dxz, dx2−y2), the
-order of DESIGN.md; whether their signs agree is checked by the two-centre overlap test in
-tests/io (S between an s and a p or d orbital must follow the direction cosines of the bond).
+order of DESIGN.md, but with the Condon–Shortley phase: SIESTA's orbital m is (−1)^m times
+ours (found from the two-centre overlaps of the Bi file, see `condon_shortley_signs`); the
+reader and the writer multiply by (−1)^m.
 
 Spin components of a spin-orbit (and non-collinear) sisl matrix, as sisl documents them:
 0 Re H↑↑, 1 Re H↓↓, 2 Re H↑↓, 3 Im H↑↓, 4 Im H↑↑, 5 Im H↓↓, 6 Re H↓↑, 7 Im H↓↑ (non-collinear:
@@ -118,6 +119,8 @@ def read(
         return dense.reshape(no, n_sc, no).transpose(1, 0, 2)
 
     s = None if h.orthogonal else component(h.S_idx)
+    if s is not None and _is_unit_overlap(s, sc_off):
+        s = None  # an orthogonal basis stored as S = 1 (what .HSX files of TB models hold)
     if kind in (sisl.Spin.UNPOLARIZED,):
         stack, spin = component(0), "none"
     elif kind in (sisl.Spin.SPINORBIT, sisl.Spin.NONCOLINEAR):
@@ -137,6 +140,11 @@ def read(
             f"{path}: spin kind {h.spin} (collinear polarised) is not supported; "
             "hamdb keeps none|soc"
         )
+    signs = condon_shortley_signs(basis, species)
+    stack = stack * np.repeat(signs, 2 if spin == "soc" else 1)[None, :, None]
+    stack = stack * np.repeat(signs, 2 if spin == "soc" else 1)[None, None, :]
+    if s is not None:
+        s = s * signs[None, :, None] * signs[None, None, :]
     if fermi_level_ev is None:
         try:
             fermi_level_ev = float(sile.read_fermi_level())
@@ -149,6 +157,28 @@ def read(
         n_electrons=float(n_electrons or 0.0), fermi_level_ev=fermi_level_ev,
         origin={"format": "siesta", "code": "siesta", "file": path.name},
     )  # fmt: skip
+
+
+def condon_shortley_signs(basis: BasisSet, species: list[str]) -> np.ndarray:
+    """(−1)^m for every orbital of the cell: SIESTA's real harmonics are ours times (−1)^m.
+
+    Found, not assumed: in the Bi(111) HSX the overlap between an s orbital and the p or d
+    orbitals of a neighbour follows the direction cosines of the bond (as positive-coefficient
+    harmonics must) only after this factor (tests/io/test_siesta.py checks it), i.e. SIESTA's
+    functions keep the Condon–Shortley phase (−y, z, −x for l=1).
+    """
+    per_element = {
+        el: np.array([(-1.0) ** abs(m) for ell in basis.shell_ls(el) for m in range(-ell, ell + 1)])
+        for el in set(species)
+    }
+    return np.concatenate([per_element[el] for el in species])
+
+
+def _is_unit_overlap(s: np.ndarray, sc_off: np.ndarray) -> bool:
+    home = (sc_off == 0).all(axis=1)
+    unit = np.zeros_like(s)
+    unit[home] = np.eye(s.shape[1])
+    return bool(np.array_equal(s, unit))
 
 
 def _hermitian_partner(ud: np.ndarray, sc_off: np.ndarray) -> np.ndarray:
@@ -169,6 +199,14 @@ def to_sisl(ham: Hamiltonian) -> Any:
     from hamdb.io.common import dense_from_hamiltonian
 
     translations, h, s = dense_from_hamiltonian(ham)
+    signs = condon_shortley_signs(ham.basis, ham.species)
+    spinor_signs = np.repeat(signs, ham.n_spin)
+    h = h * spinor_signs[None, :, None] * spinor_signs[None, None, :]
+    if s is None:  # .HSX always carries S: an orthogonal basis is written as S = 1
+        s = np.zeros((len(translations), ham.n_orbitals, ham.n_orbitals))
+        s[(translations == 0).all(axis=1)] = np.eye(ham.n_orbitals)
+    else:
+        s = s * signs[None, :, None] * signs[None, None, :]
     atoms = []
     for el in ham.species:
         orbitals = [
@@ -186,7 +224,7 @@ def to_sisl(ham: Hamiltonian) -> Any:
         lattice=sisl.Lattice(ham.structure.lattice.matrix, nsc=nsc),
     )
     spin = "spin-orbit" if ham.spin == "soc" else "unpolarized"
-    out = sisl.Hamiltonian(geom, spin=spin, orthogonal=ham.s is None, dtype=np.float64)
+    out = sisl.Hamiltonian(geom, spin=spin, orthogonal=False, dtype=np.float64)
     no = ham.n_orbitals
     sc_index = [geom.lattice.sc_index(r) for r in translations]
     for r, isc in enumerate(sc_index):
@@ -197,8 +235,7 @@ def to_sisl(ham: Hamiltonian) -> Any:
             parts = [uu.real, dd.real, ud.real, ud.imag, uu.imag, dd.imag, du.real, du.imag]
         else:
             parts = [h[r]]
-        if s is not None:
-            parts.append(s[r])
+        parts.append(s[r])
         nz = np.nonzero(np.any([p != 0 for p in parts], axis=0))
         for c, p in enumerate(parts):
             out[nz[0], nz[1] + cols, c] = p[nz]
