@@ -156,6 +156,21 @@ def analyse(
     Raises TopologyError for input that has no answer (spinless, odd occupied count, too few
     bands, non-Hermitian H, singular S).
     """
+    from threadpoolctl import threadpool_limits
+
+    # The work is many small matrices: threaded BLAS only adds spin-waits (10x slower on a busy
+    # 2-core machine). Parallelism comes from screening workers instead.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _analyse(H, occupied, dim, methods, settings)
+
+
+def _analyse(
+    H: Hamiltonian,
+    occupied: int | None,
+    dim: int | None,
+    methods: Iterable[str],
+    settings: TopologySettings | Mapping[str, Any] | None,
+) -> TopologyReport:
     s = settings if isinstance(settings, TopologySettings) else TopologySettings.from_dict(settings)
     methods = tuple(methods)
     bad = sorted(set(methods) - {"wcc", "parity"})

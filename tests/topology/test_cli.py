@@ -1,0 +1,59 @@
+"""hamdb topology / screen / plot wilson through the real CLI (CliRunner)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner
+
+from hamdb.cli.main import cli
+from hamdb.io.formats import write_hamiltonian
+from hamdb.physics.models import fu_kane_mele, kane_mele
+
+
+def test_topology_json_on_a_file(tmp_path: Path) -> None:
+    path = write_hamiltonian(fu_kane_mele(delta_t1=-0.4), tmp_path / "fkm.h5", "hamdb")
+    result = CliRunner().invoke(cli, ["topology", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert payload["dim"] == 3 and payload["z2"] == [0, 1, 1, 1] and payload["converged"]
+    assert payload["method"] == "wcc+parity" and payload["gap_ev"] > 0.5
+    assert {"direct_gap_ev", "timing_s"} <= set(payload)
+
+
+def test_topology_text_dim_override_and_options(tmp_path: Path) -> None:
+    path = write_hamiltonian(kane_mele(), tmp_path / "km.h5", "hamdb")
+    result = CliRunner().invoke(cli, ["topology", str(path), "--dim", "2", "--pos-tol", "0.005"])
+    assert result.exit_code == 0, result.output
+    assert "ν = 1" in result.output and "2D" in result.output
+
+
+def test_topology_bad_input_is_one_line(tmp_path: Path) -> None:
+    path = write_hamiltonian(kane_mele(), tmp_path / "km.h5", "hamdb")
+    result = CliRunner().invoke(cli, ["topology", str(path), "--occupied", "3"])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hamdb: error:") and "odd occupied" in lines[0]
+
+
+def test_topology_real_file_autodetected(topology_testdata: Path) -> None:
+    path = topology_testdata / "sisl-files/Bi_hexagonal/Bi_hexagonal.HSX"
+    result = CliRunner().invoke(cli, ["topology", str(path), "--occupied", "30", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["z2"] == [1]
+
+
+def test_plot_wilson_from_file(tmp_path: Path) -> None:
+    path = write_hamiltonian(kane_mele(), tmp_path / "km.h5", "hamdb")
+    out = tmp_path / "wcc.png"
+    result = CliRunner().invoke(cli, ["plot", "wilson", str(path), str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_size > 1000 and json.loads(result.output)["z2"] == [1]
+
+
+def test_screen_command_on_an_empty_project(project: Any) -> None:
+    result = CliRunner().invoke(cli, ["--project", str(project.root), "screen", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["pending"] == 0
