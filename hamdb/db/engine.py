@@ -76,9 +76,9 @@ def _configure_sqlite(engine: Engine, *, foreign_keys: bool) -> None:
         try:
             cursor.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
             cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-            if not _is_read_only(engine):
-                cursor.execute("PRAGMA journal_mode = WAL")
-                cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            # Safe with WAL: a power cut can lose the last commits, never corrupt the file.
+            cursor.execute("PRAGMA synchronous = NORMAL")
         finally:
             cursor.close()
 
@@ -86,11 +86,6 @@ def _configure_sqlite(engine: Engine, *, foreign_keys: bool) -> None:
     def _on_begin(connection: Any) -> None:
         mode = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "")
         connection.exec_driver_sql(f"BEGIN {mode}".strip())
-
-
-def _is_read_only(engine: Engine) -> bool:
-    url = engine.url
-    return url.query.get("mode") == "ro" or "mode=ro" in (url.database or "")
 
 
 def session_factory(url: str) -> sessionmaker[Session]:

@@ -15,8 +15,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
+from alembic.util.exc import CommandError
+from sqlalchemy import Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 import hamdb
 from hamdb.db.engine import build_engine
@@ -57,7 +58,10 @@ def _run(url: str, action: str, revision: str) -> str | None:
             getattr(command, action)(config, revision)
             connection.commit()
         return _current(engine)
-    except OperationalError as exc:
+    except CommandError as exc:  # an unknown revision, a downgrade past base
+        where = engine.url.render_as_string()
+        raise DatabaseError(f"{where}: {action} {revision}: {exc}") from None
+    except DBAPIError as exc:
         raise DatabaseError(
             f"{engine.url.render_as_string()}: {action} failed: {exc.orig}"
         ) from None
@@ -78,7 +82,10 @@ def downgrade(url: str, revision: str) -> str | None:
 
 
 def current(url: str) -> str | None:
-    """The revision the database is at, None for a database never migrated."""
+    """The revision the database is at, None for a database never migrated (or a SQLite file
+    that does not exist yet, which this does not create)."""
+    if _is_missing_sqlite_file(url):
+        return None
     engine = build_engine(url)
     try:
         return _current(engine)
@@ -86,11 +93,25 @@ def current(url: str) -> str | None:
         engine.dispose()
 
 
+def _is_missing_sqlite_file(url: str) -> bool:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return False  # build_engine reports it
+    database = parsed.database or ""
+    return (
+        parsed.get_backend_name() == "sqlite"
+        and database not in ("", ":memory:")
+        and not database.startswith("file:")
+        and not Path(database).exists()
+    )
+
+
 def _current(engine: Engine) -> str | None:
     try:
         with engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()
-    except OperationalError as exc:
+    except DBAPIError as exc:
         raise DatabaseError(
             f"{engine.url.render_as_string()}: cannot read the schema version: {exc.orig}"
         ) from None

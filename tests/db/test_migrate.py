@@ -96,3 +96,15 @@ def test_unreachable_database_is_a_user_error(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'no-such-folder' / 'db.sqlite'}"
     with pytest.raises(DatabaseError, match="no-such-folder"):
         migrate.upgrade(url)
+
+
+def test_an_unknown_revision_is_a_user_error(db_url: str) -> None:
+    with pytest.raises(DatabaseError, match="nonsense"):
+        migrate.downgrade(db_url, "nonsense")
+    assert migrate.current(db_url) == migrate.head()
+
+
+def test_current_does_not_create_a_missing_sqlite_file(tmp_path) -> None:
+    path = tmp_path / "typo.sqlite"
+    assert migrate.current(f"sqlite:///{path}") is None
+    assert not path.exists()
