@@ -67,7 +67,7 @@ def run_migrations_online() -> None:
 if context.config.config_file_name is not None:
     from logging.config import fileConfig
 
-    fileConfig(context.config.config_file_name)
+    fileConfig(context.config.config_file_name, disable_existing_loggers=False)
 if context.is_offline_mode():
     raise SystemExit("hamdb migrations run online only (offline SQL differs between databases)")
 run_migrations_online()

@@ -108,3 +108,15 @@ def test_current_does_not_create_a_missing_sqlite_file(tmp_path) -> None:
     path = tmp_path / "typo.sqlite"
     assert migrate.current(f"sqlite:///{path}") is None
     assert not path.exists()
+
+
+def test_developers_alembic_command_line_uses_the_same_scripts(empty_db_url: str) -> None:
+    """`alembic -c migrations.ini -x url=... upgrade head`, then `check`: ORM and head agree."""
+    from pathlib import Path
+
+    from alembic.config import main as alembic_main
+
+    ini = str(Path(__file__).resolve().parents[2] / "migrations.ini")
+    alembic_main(["-c", ini, "-x", f"url={empty_db_url}", "upgrade", "head"])
+    assert migrate.current(empty_db_url) == migrate.head()
+    alembic_main(["-c", ini, "-x", f"url={empty_db_url}", "check"])
