@@ -70,3 +70,31 @@ def test_a_bad_query_is_a_one_line_error(two_models) -> None:
     result = _sql(two_models, "SELECT no_such_column FROM models")
     assert result.exit_code == 1
     assert "no_such_column" in result.output and len(result.output.splitlines()) == 1
+
+
+def test_timestamps_and_json_columns_print_as_json(project, session) -> None:
+    from hamdb.db.models import StructureRow, elements_key
+
+    session.add(
+        StructureRow(
+            reduced_formula="Bi2Se3",
+            spacegroup_number=166,
+            n_sites=5,
+            elements=["Bi", "Se"],
+            elements_key=elements_key(["Bi", "Se"]),
+            structure_json={"lattice": [[1, 0, 0]]},
+        )
+    )
+    session.commit()
+    query = "SELECT elements, structure_json, created_at FROM structures"
+    for fmt in ("json", "csv", "table"):
+        result = _sql(project, "--format", fmt, query)
+        assert result.exit_code == 0, result.output
+        assert (
+            "Bi" in result.stdout
+            and str(session.scalar(select(StructureRow.created_at)).year) in result.stdout
+        )
+    (row,) = json.loads(_sql(project, "--json", query).stdout)
+    # PostgreSQL hands back JSONB as objects, SQLite as the JSON text it stores.
+    elements = row["elements"] if isinstance(row["elements"], list) else json.loads(row["elements"])
+    assert elements == ["Bi", "Se"]
