@@ -1,8 +1,7 @@
 """The `candidates` view and the indexes screening queries need.
 
 One row per screened predicted SOC Hamiltonian: the structure, the model version, the
-prediction's uncertainty, its preferred topology result (the newest 'wcc' result, else the
-newest 'parity' one), a `z2_class` ('strong' | 'weak' | '2d' | 'trivial' | 'metal' |
+prediction's uncertainty, its topology result (the newest 'wcc' row), a `z2_class` ('strong' | 'weak' | '2d' | 'trivial' | 'metal' |
 'unknown'), `is_candidate` (a gap and a non-trivial, converged Z2) and, when the same structure
 has a DFT SOC Hamiltonian with a topology result, that result and whether it agrees.
 
@@ -26,16 +25,22 @@ down_revision: str | Sequence[str] | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# A topology result is "preferred" for its Hamiltonian when no other result ranks above it:
-# 'wcc' above 'parity' (WCC applies to every crystal, parity only to centrosymmetric ones), then
-# the newest. Results with an `error` stay visible: the screen writes one for a metal, a
-# non-converged flow or a WCC/parity disagreement, and their z2 is NULL ('unknown'), so they
-# are never candidates but count in `hamdb report`.
-_PREFERRED = """NOT EXISTS (
-        SELECT 1 FROM topology_results better
-        WHERE better.hamiltonian_id = {t}.hamiltonian_id
-          AND ((better.method = 'wcc' AND {t}.method <> 'wcc')
-               OR (better.method = {t}.method AND better.id > {t}.id)))"""
+# A Hamiltonian's topology result is its newest 'wcc' row: the screen (hamdb.topology.screening)
+# always writes one, also for a metal, a failed analysis or a WCC/parity disagreement (error
+# set, z2 NULL: 'unknown', never a candidate, but counted by `hamdb report`); a 'parity' row is
+# a cross-check beside it. Several 'wcc' rows exist only after screening with other settings.
+_NEWEST_WCC = """{t}.method = 'wcc' AND NOT EXISTS (
+        SELECT 1 FROM topology_results newer
+        WHERE newer.hamiltonian_id = {t}.hamiltonian_id AND newer.method = 'wcc'
+          AND newer.id > {t}.id)"""
+
+# The DFT check of a structure: the newest 'wcc' result of its newest DFT SOC Hamiltonian. A
+# correlated scalar subquery: computed only for rows (and columns) a query asks for.
+_DFT_RESULT = """(SELECT dtr0.id FROM hamiltonians dh
+        JOIN topology_results dtr0 ON dtr0.hamiltonian_id = dh.id AND dtr0.method = 'wcc'
+        WHERE dh.structure_id = s.id AND dh.kind = 'dft' AND dh.spin = 'soc'
+        ORDER BY dh.id DESC, dtr0.id DESC
+        LIMIT 1)"""
 
 _Z2_CLASS = """CASE
         WHEN {t}.is_metal THEN 'metal'
@@ -44,6 +49,16 @@ _Z2_CLASS = """CASE
         WHEN {t}.nu0 = 1 THEN 'strong'
         WHEN {t}.nu1 = 1 OR {t}.nu2 = 1 OR {t}.nu3 = 1 THEN 'weak'
         ELSE 'trivial' END"""
+
+# is_candidate is a plain boolean expression (not a CASE), identical to the predicate of the
+# partial index below, so `WHERE is_candidate` is answered from that small index.
+CANDIDATE = (
+    "converged AND NOT is_metal AND gap_ev > 0 AND (nu0 = 1 OR nu1 = 1 OR nu2 = 1 OR nu3 = 1)"
+)
+_IS_CANDIDATE = (
+    "({t}.converged AND NOT {t}.is_metal AND {t}.gap_ev > 0"
+    " AND ({t}.nu0 = 1 OR {t}.nu1 = 1 OR {t}.nu2 = 1 OR {t}.nu3 = 1))"
+)
 
 VIEW_SQL = f"""
 CREATE VIEW candidates AS
@@ -68,53 +83,41 @@ SELECT
     tr.converged,
     tr.is_metal,
     {_Z2_CLASS.format(t="tr")} AS z2_class,
-    CASE WHEN tr.converged AND NOT tr.is_metal AND tr.gap_ev > 0
-              AND (tr.nu0 = 1 OR tr.nu1 = 1 OR tr.nu2 = 1 OR tr.nu3 = 1)
-         THEN 1 ELSE 0 END AS is_candidate,
+    {_IS_CANDIDATE.format(t="tr")} AS is_candidate,
     tr.created_at AS screened_at,
-    dh.id AS dft_hamiltonian_id,
+    dtr.hamiltonian_id AS dft_hamiltonian_id,
     dtr.id AS dft_topology_result_id,
     dtr.gap_ev AS dft_gap_ev,
     CASE WHEN dtr.id IS NULL THEN NULL ELSE {_Z2_CLASS.format(t="dtr")} END AS dft_z2_class,
     CASE WHEN dtr.id IS NULL THEN NULL
-         WHEN ({_Z2_CLASS.format(t="tr")}) = ({_Z2_CLASS.format(t="dtr")}) THEN 1
-         ELSE 0 END AS dft_agrees
+         ELSE ({_Z2_CLASS.format(t="tr")}) = ({_Z2_CLASS.format(t="dtr")}) END AS dft_agrees
 FROM topology_results tr
 JOIN hamiltonians h ON h.id = tr.hamiltonian_id AND h.kind = 'predicted' AND h.spin = 'soc'
 JOIN structures s ON s.id = h.structure_id
 JOIN model_versions mv ON mv.id = h.model_version_id
 JOIN models m ON m.id = mv.model_id
-LEFT JOIN hamiltonians dh
-    ON dh.structure_id = s.id AND dh.kind = 'dft' AND dh.spin = 'soc'
-    AND NOT EXISTS (
-        SELECT 1 FROM hamiltonians newer
-        WHERE newer.structure_id = s.id AND newer.kind = 'dft' AND newer.spin = 'soc'
-          AND newer.id > dh.id)
-LEFT JOIN topology_results dtr
-    ON dtr.hamiltonian_id = dh.id AND {_PREFERRED.format(t="dtr")}
-WHERE {_PREFERRED.format(t="tr")}
+LEFT JOIN topology_results dtr ON dtr.id = {_DFT_RESULT}
+WHERE {_NEWEST_WCC.format(t="tr")}
 """
-
-# Screening reads few rows of large tables. Results per Hamiltonian and method, and a
-# structure's DFT Hamiltonians, are served by the unique constraints' indexes (their leading
-# columns); what is missing is the non-trivial results by gap: a partial index, small because
-# topological insulators are rare.
-NONTRIVIAL = "nu0 = 1 OR nu1 = 1 OR nu2 = 1 OR nu3 = 1"
 
 
 def upgrade() -> None:
     import sqlalchemy as sa
 
+    # Screening reads few rows of large tables. Results per Hamiltonian and a structure's DFT
+    # Hamiltonians are found through the unique constraints' indexes (leading columns); what
+    # is missing is the candidates by gap: a partial index, small because topological
+    # insulators are rare.
     op.create_index(
-        "ix_topology_results_nontrivial_gap",
+        "ix_topology_results_candidate_gap",
         "topology_results",
         ["gap_ev"],
-        postgresql_where=sa.text(NONTRIVIAL),
-        sqlite_where=sa.text(NONTRIVIAL),
+        postgresql_where=sa.text(CANDIDATE),
+        sqlite_where=sa.text(CANDIDATE),
     )
     op.execute(VIEW_SQL)
 
 
 def downgrade() -> None:
     op.execute("DROP VIEW IF EXISTS candidates")
-    op.drop_index("ix_topology_results_nontrivial_gap", table_name="topology_results")
+    op.drop_index("ix_topology_results_candidate_gap", table_name="topology_results")

@@ -51,7 +51,10 @@ HAMILTONIAN_KINDS = ("dft", "predicted")
 SPIN_KINDS = ("none", "soc")
 JOB_STATUSES = ("pending", "claimed", "done", "failed")
 TOPOLOGY_METHODS = ("wcc", "parity")
-_NONTRIVIAL = "nu0 = 1 OR nu1 = 1 OR nu2 = 1 OR nu3 = 1"
+#: The candidates view's `is_candidate` (a gap and a non-trivial, converged Z2), indexed.
+_CANDIDATE = (
+    "converged AND NOT is_metal AND gap_ev > 0 AND (nu0 = 1 OR nu1 = 1 OR nu2 = 1 OR nu3 = 1)"
+)
 
 
 def utcnow() -> datetime:
@@ -345,12 +348,12 @@ class TopologyResultRow(Base):
             name="nu_binary",
         ),
         Index("ix_topology_results_nu0_gap", "nu0", "gap_ev"),
-        # Created by migration 0002 with the `candidates` view: the rare non-trivial results.
+        # Created by migration 0002 with the `candidates` view: the rare candidates by gap.
         Index(
-            "ix_topology_results_nontrivial_gap",
+            "ix_topology_results_candidate_gap",
             "gap_ev",
-            postgresql_where=text(_NONTRIVIAL),
-            sqlite_where=text(_NONTRIVIAL),
+            postgresql_where=text(_CANDIDATE),
+            sqlite_where=text(_CANDIDATE),
         ),
     )
 

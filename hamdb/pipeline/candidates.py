@@ -66,14 +66,18 @@ def candidates_query(
     its uncertainty first, what `hamdb verify --top N` checks first).
     """
     query = select(view)
-    if only_candidates:
-        query = query.where(_col("is_candidate") == 1)
+    if only_candidates or z2 is not None:
+        query = query.where(_col("is_candidate"))
     if min_gap_ev is not None:
         query = query.where(_col("gap_ev") >= min_gap_ev)
     if z2 is not None:
+        # The same as z2_class = z2 for candidates, on plain columns the planner can use.
         if z2 not in Z2_CLASSES:
             raise InputError(f"--z2 {z2!r}: choose one of {', '.join(Z2_CLASSES)}")
-        query = query.where(_col("z2_class") == z2)
+        if z2 == "2d":
+            query = query.where(_col("dimension") == 2)
+        else:
+            query = query.where(_col("dimension") == 3, _col("nu0") == (1 if z2 == "strong" else 0))
     for element in elements:
         symbol = element.strip().capitalize()
         if not symbol.isalpha() or len(symbol) > 3:
@@ -99,7 +103,9 @@ def fetch(session: Session, query: Any) -> list[dict[str, Any]]:
     for row in session.execute(query).mappings():
         record = {}
         for key, value in row.items():
-            if key in ("converged", "is_metal", "is_candidate", "dft_agrees") and value is not None:
+            if key == "is_candidate":
+                value = bool(value)  # NULL (no gap known) means not a candidate
+            elif key in ("converged", "is_metal", "dft_agrees") and value is not None:
                 value = bool(value)
             elif isinstance(value, datetime):
                 value = value.isoformat()

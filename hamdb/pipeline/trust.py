@@ -155,9 +155,10 @@ def dft_soc_hamiltonians(session: Session, structure_ids: Sequence[int]) -> dict
 
 def run_reference_dft(project: Project, structure_ids: Sequence[int]) -> Any:
     """The reference-data generator (GPAW LCAO + SOC) on these structures, stored as kind 'dft'."""
-    from hamdb.dft.runner import run_dft
+    from hamdb.dft.gpaw_lcao import LcaoSettings
+    from hamdb.dft.runner import run_many
 
-    return run_dft(project, list(structure_ids))
+    return run_many(project, list(structure_ids), LcaoSettings())
 
 
 def verify_top(

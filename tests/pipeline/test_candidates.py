@@ -21,8 +21,8 @@ def test_view_classifies_and_joins_dft(session: Session, screened: dict[str, int
     assert rows[screened["weak"]]["z2_class"] == "weak"
     assert rows[screened["trivial"]]["z2_class"] == "trivial"
     assert rows[screened["metal"]]["z2_class"] == "metal"
-    assert rows[screened["parity"]]["topology_method"] == "parity"
-    assert rows[screened["parity"]]["nu3"] == 0  # the newest of two parity results
+    assert rows[screened["parity"]]["topology_method"] == "wcc"
+    assert rows[screened["parity"]]["nu3"] == 0  # the newest of two wcc results
     assert rows[screened["strong"]]["dft_agrees"] is True
     assert rows[screened["weak"]]["dft_agrees"] is False
     assert rows[screened["weak"]]["dft_z2_class"] == "trivial"
