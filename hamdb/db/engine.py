@@ -7,11 +7,13 @@ before SELECT, so hamdb emits BEGIN itself (the recipe of SQLAlchemy's SQLite do
 PostgreSQL: `pool_pre_ping` so a worker survives a server restart between batches.
 
 Engines are cached per URL inside a process: every command and worker asks `make_engine(url)`
-and shares one pool.
+and shares one pool. A forked child (multiprocessing workers) starts with an empty cache and
+never touches the parent's pooled connections: two processes on one socket corrupt both.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +33,17 @@ SQLITE_BEGIN_OPTION = "hamdb_sqlite_begin"
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
+
+
+def _forget_engines_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # another thread may have held it at the fork
+    for engine in _engines.values():
+        engine.dispose(close=False)  # drop the parent's connections without closing them
+    _engines.clear()
+
+
+os.register_at_fork(after_in_child=_forget_engines_in_child)
 
 
 def is_sqlite(engine: Engine) -> bool:

@@ -67,3 +67,24 @@ def test_sqlite_immediate_writers_queue_instead_of_failing(sqlite_project) -> No
     assert not errors
     with session_scope(engine) as session:
         assert sorted(session.scalars(select(ModelRow.name))) == ["first", "second-saw-1"]
+
+
+def _child_query(url: str, parent_engine_id: int, answers) -> None:
+    engine = make_engine(url)
+    answers.put((id(engine) != parent_engine_id, _count(engine)))
+
+
+def test_a_forked_child_gets_its_own_engine(db_url: str) -> None:
+    import multiprocessing
+
+    engine = make_engine(db_url)
+    with session_scope(engine) as session:
+        session.add(ModelRow(name="before-fork"))
+    context = multiprocessing.get_context("fork")
+    answers = context.Queue()
+    child = context.Process(target=_child_query, args=(db_url, id(engine), answers))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
+    assert answers.get(timeout=5) == (True, 1)
+    assert _count(engine) == 1  # the parent's pooled connection still works
