@@ -90,6 +90,7 @@ def read_hamiltonian(path: Path | str, format: str | None = None, **options: Any
 def write_hamiltonian(ham: Hamiltonian, path: Path | str, format: str, **options: Any) -> Path:
     """Write `ham` in `format`; returns the path written (a folder for deeph)."""
     module = _module(format)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     if format == "hamdb":
         return module.write_h5(ham, path, **options)
     return Path(module.write(ham, path, **options))

@@ -1,0 +1,154 @@
+"""Hamiltonians in the project: the store file plus its `hamiltonians` row, saved and loaded.
+
+`save_hamiltonian` is the one way a Hamiltonian enters the database (DFT runs, model
+predictions, `hamdb ingest hamiltonian`): it checks the Hamiltonian (shapes, finiteness,
+hermiticity), writes the content-addressed file, and only then adds the row in the caller's
+transaction (flushed, not committed), so a failure leaves at most an orphan file for
+`hamdb store gc`, never a row without its file. `load_hamiltonian` reads a row's file back.
+
+The stored file keeps the Hamiltonian's own structure (its site order is the edges' atom
+order); the row's structure_id is the database identity of that structure, which may be an
+earlier, equivalent copy (rotated, another cell) matched by hamdb.io.structure_ingest.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from hamdb.errors import BasisError, InputError
+from hamdb.io.hamdb_format import from_arrays, to_arrays
+from hamdb.physics.basis import BasisSet
+from hamdb.physics.checks import check_hamiltonian
+from hamdb.physics.hamiltonian import Hamiltonian
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from hamdb.db.models import BasisSetRow, HamiltonianRow
+
+KINDS = ("dft", "predicted")
+HERMITICITY_TOL_EV = 1e-5  # text formats print 6–7 digits; the same bound as a float32 model
+
+
+def ensure_basis_set(session: Session, basis: BasisSet) -> BasisSetRow:
+    """The basis_sets row named `basis.name`, created or extended by the elements it lacks.
+
+    A basis name means one definition: an element already recorded with other shells or
+    another valence is a BasisError (rename the basis instead).
+    """
+    from sqlalchemy import select
+
+    from hamdb.db.models import BasisSetRow
+
+    row = session.scalars(select(BasisSetRow).where(BasisSetRow.name == basis.name)).first()
+    shells = {el: list(ls) for el, ls in basis.shells.items()}
+    valence = dict(basis.valence_electrons)
+    if row is None:
+        row = BasisSetRow(name=basis.name, shells=shells, valence=valence, sha256=basis.sha256())
+        session.add(row)
+        session.flush()
+        return row
+    for el, ls in shells.items():
+        if el in row.shells and list(row.shells[el]) != ls:
+            raise BasisError(
+                f"basis {basis.name!r} already defines {el} with shells {row.shells[el]}, "
+                f"not {ls}; give the new basis another name"
+            )
+        if el in valence and el in row.valence and float(row.valence[el]) != valence[el]:
+            raise BasisError(
+                f"basis {basis.name!r} already gives {el} {row.valence[el]} valence electrons, "
+                f"not {valence[el]}"
+            )
+    if set(shells) - set(row.shells) or set(valence) - set(row.valence):
+        merged_shells = {**row.shells, **shells}
+        merged_valence = {**row.valence, **valence}
+        row.shells, row.valence = merged_shells, merged_valence
+        row.sha256 = BasisSet(basis.name, merged_shells, merged_valence).sha256()
+        session.flush()
+    return row
+
+
+def save_hamiltonian(
+    session: Session,
+    store: Any,
+    ham: Hamiltonian,
+    *,
+    structure_id: int | None = None,
+    kind: str,
+    method: str,
+    model_version_id: int | None = None,
+    settings: dict[str, Any] | None = None,
+    uncertainty_ev: float | None = None,
+    source: str | None = None,
+    herm_tol: float = HERMITICITY_TOL_EV,
+) -> HamiltonianRow:
+    """Check `ham`, write its store file, then add its row (flushed, not committed).
+
+    structure_id None: the structure is matched against the database (or added) with
+    `source` (default "hamiltonian:<method>") and the file's sha256 as its source id.
+    kind "dft" takes no model version; kind "predicted" needs one. herm_tol: largest allowed
+    |H_ij(R) − H_ji(−R)†| in eV. Raises HamiltonianError/InputError before anything is written.
+    """
+    from hamdb.db.models import HamiltonianRow
+
+    if kind not in KINDS:
+        raise InputError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    if (kind == "predicted") != (model_version_id is not None):
+        raise InputError(
+            "a predicted Hamiltonian needs its model version; a dft one has none "
+            f"(kind={kind!r}, model_version_id={model_version_id})"
+        )
+    check_hamiltonian(ham, herm_tol=herm_tol)
+    if ham.n_orbitals == 0 or ham.n_edges == 0:
+        raise InputError("an empty Hamiltonian (no orbitals or no edges) cannot be stored")
+    arrays, attrs = to_arrays(ham)
+    from hamdb.store.store import sha256_of_arrays
+
+    sha = sha256_of_arrays(arrays)
+    if structure_id is None:
+        from hamdb.io.structure_ingest import find_or_add_structure
+
+        structure_id, _ = find_or_add_structure(
+            session, ham.structure, source or f"hamiltonian:{method}", sha
+        )
+    basis_row = ensure_basis_set(session, ham.basis)
+    uri, sha = store.put(arrays, attrs)
+    row = HamiltonianRow(
+        structure_id=structure_id,
+        basis_set_id=basis_row.id,
+        kind=kind,
+        spin=ham.spin,
+        method=method,
+        model_version_id=model_version_id,
+        uri=uri,
+        sha256=sha,
+        n_orbitals=ham.n_orbitals,
+        n_edges=ham.n_edges,
+        n_electrons=float(ham.n_electrons),
+        fermi_level_ev=ham.fermi_level_ev,
+        settings=settings,
+        uncertainty_ev=uncertainty_ev,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def load_hamiltonian(
+    session: Session, store: Any, hamiltonian_id: int, verify: bool = False
+) -> Hamiltonian:
+    """The Hamiltonian of row `hamiltonian_id`, read from its store file.
+
+    verify: re-hash the file's arrays against the row's sha256 (StoreError on mismatch).
+    """
+    from hamdb.db.models import HamiltonianRow
+    from hamdb.errors import StoreError
+    from hamdb.store.store import sha_of_uri
+
+    row = session.get(HamiltonianRow, hamiltonian_id)
+    if row is None:
+        raise InputError(f"no Hamiltonian with id {hamiltonian_id} in the database")
+    arrays, attrs = store.get(row.uri, verify=verify)
+    if verify and sha_of_uri(row.uri) != row.sha256:
+        raise StoreError(f"{row.uri}: its name does not match the sha256 of row {hamiltonian_id}")
+    return from_arrays(arrays, attrs, source=f"hamiltonian {hamiltonian_id} ({row.uri})")
