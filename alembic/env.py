@@ -11,6 +11,7 @@ from alembic import context
 from sqlalchemy import Connection, text
 
 from hamdb.db.models import Base
+from hamdb.errors import DatabaseError
 
 target_metadata = Base.metadata
 
@@ -35,8 +36,9 @@ def _migrate(connection: Connection) -> None:
         compare_type=True,
         # hamdb.db.engine makes pysqlite emit BEGIN, so DDL is transactional on SQLite too.
         transactional_ddl=True,
-        # SQLite alters tables by copying them: let autogenerate write batch operations.
-        render_as_batch=connection.dialect.name == "sqlite",
+        # SQLite alters tables by copying them: autogenerate writes batch operations (plain
+        # ALTERs on PostgreSQL), so a revision generated on either database runs on both.
+        render_as_batch=True,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -45,7 +47,7 @@ def _migrate(connection: Connection) -> None:
             # them before the transaction commits.
             broken = connection.execute(text("PRAGMA foreign_key_check")).fetchall()
             if broken:
-                raise RuntimeError(f"migration left rows with broken foreign keys: {broken[:5]}")
+                raise DatabaseError(f"migration left rows with broken foreign keys: {broken[:5]}")
 
 
 def run_migrations_online() -> None:
