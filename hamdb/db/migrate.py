@@ -33,9 +33,9 @@ def migrations_dir() -> Path:
     raise DatabaseError(f"{package}: hamdb's migrations are missing (broken installation)")
 
 
-def _config() -> Config:
+def _config(script_location: Path | None = None) -> Config:
     config = Config()
-    config.set_main_option("script_location", str(migrations_dir()))
+    config.set_main_option("script_location", str(script_location or migrations_dir()))
     return config
 
 
@@ -47,8 +47,8 @@ def head() -> str:
     return heads[0]
 
 
-def _run(url: str, action: str, revision: str) -> str | None:
-    config = _config()
+def _run(url: str, action: str, revision: str, scripts: Path | None = None) -> str | None:
+    config = _config(scripts)
     # A migration-only engine: SQLite foreign keys off while tables are rebuilt (env.py
     # checks them afterwards), and nothing of it stays in the process-wide cache.
     engine = build_engine(url, sqlite_foreign_keys=False)

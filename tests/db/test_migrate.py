@@ -120,3 +120,39 @@ def test_developers_alembic_command_line_uses_the_same_scripts(empty_db_url: str
     alembic_main(["-c", ini, "-x", f"url={empty_db_url}", "upgrade", "head"])
     assert migrate.current(empty_db_url) == migrate.head()
     alembic_main(["-c", ini, "-x", f"url={empty_db_url}", "check"])
+
+
+BROKEN_REVISION = """
+from alembic import op
+import sqlalchemy as sa
+
+revision = "9999"
+down_revision = "{head}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.create_table("half_done", sa.Column("id", sa.Integer, primary_key=True))
+    op.execute("THIS IS NOT SQL")
+
+
+def downgrade():
+    op.drop_table("half_done")
+"""
+
+
+def test_a_failing_migration_leaves_nothing_behind(empty_db_url: str, tmp_path) -> None:
+    """Migrations run in one transaction, DDL included (on SQLite too): a revision that fails
+    half-way leaves the database as it was, not half-migrated."""
+    import shutil
+
+    scripts = tmp_path / "migrations"
+    shutil.copytree(migrate.migrations_dir(), scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    (scripts / "versions" / "9999_broken.py").write_text(
+        BROKEN_REVISION.format(head=migrate.head())
+    )
+    with pytest.raises(DatabaseError, match="upgrade failed"):
+        migrate._run(empty_db_url, "upgrade", "head", scripts)
+    assert migrate.current(empty_db_url) is None
+    assert _tables(empty_db_url) == set()
