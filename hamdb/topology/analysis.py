@@ -210,7 +210,7 @@ def _analyse(
     parity: ParityResult | None = None
     if "parity" in methods and not is_metal:
         t0 = time.perf_counter()
-        parity = parity_z2(H, problem, dim, vacuum)
+        parity = parity_z2(H, problem, dim, vacuum, gap.direct_gap_ev)
         timing["parity"] = time.perf_counter() - t0
     parity_answer = parity.z2 if parity is not None and parity.applicable else None
 
