@@ -100,14 +100,8 @@ def _load(ctx: click.Context, source: str, fmt: str | None):  # type: ignore[no-
         return read_hamiltonian(source, fmt)
     if not source.isdigit():
         raise InputError(f"{source}: no such file (and not a hamiltonians row ID)")
-    try:
-        from hamdb.io.catalog import load_hamiltonian  # type: ignore[import-not-found]
-    except ImportError:
-        raise InputError(
-            f"{source}: loading by row ID needs hamdb.io.catalog, which this install lacks; "
-            "export the Hamiltonian to a file first"
-        ) from None
     from hamdb.db.engine import make_engine, session_scope
+    from hamdb.io.catalog import load_hamiltonian
     from hamdb.store.store import HamiltonianStore
 
     project = ctx.find_root().obj.project()

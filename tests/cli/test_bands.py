@@ -14,8 +14,7 @@ from hamdb.physics.basis import BasisSet
 from hamdb.physics.slater_koster import SlaterKosterModel, slater_koster_hamiltonian
 
 
-@pytest.fixture
-def si_file(tmp_path):
+def si_soc():
     a = 5.43
     structure = Structure(
         Lattice([[0, a / 2, a / 2], [a / 2, 0, a / 2], [a / 2, a / 2, 0]]),
@@ -27,8 +26,12 @@ def si_file(tmp_path):
     model = SlaterKosterModel(
         {"Si": [-4.2, 1.715]}, {("Si", "Si"): v}, a * 3**0.5 / 4, 2.5, soc_ev={"Si": {1: 0.3}}
     )
-    ham = slater_koster_hamiltonian(structure, basis, model, "soc")
-    return write_hamiltonian(ham, tmp_path / "si.h5", "hamdb")
+    return slater_koster_hamiltonian(structure, basis, model, "soc")
+
+
+@pytest.fixture
+def si_file(tmp_path):
+    return write_hamiltonian(si_soc(), tmp_path / "si.h5", "hamdb")
 
 
 def test_bands_json_and_plot(si_file, tmp_path):
@@ -51,3 +54,20 @@ def test_missing_file_is_one_line_error(tmp_path):
     result = CliRunner().invoke(cli, ["bands", str(tmp_path / "nope_hr.dat")])
     assert result.exit_code == 1
     assert "no such file" in result.output
+
+
+def test_bands_by_row_id(project, session, tmp_path):
+    """SOURCE as a hamiltonians row ID: the Hamiltonian comes from the project's store."""
+    from hamdb.io.catalog import save_hamiltonian
+    from hamdb.store.store import HamiltonianStore
+
+    with session.begin():
+        row = save_hamiltonian(
+            session, HamiltonianStore(project.store_path), si_soc(), kind="dft", method="sk"
+        )
+    args = ["--project", str(project.root), "bands", str(row.id), "--json"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["n_occupied"] == 8
+    missing = CliRunner().invoke(cli, ["--project", str(project.root), "bands", "999999"])
+    assert missing.exit_code == 1 and "999999" in missing.output
