@@ -117,14 +117,6 @@ def test_overlap_not_positive_definite_names_the_k_point(gaas_like, spd_basis):
         eigenvalues(bad, k)
 
 
-def diamond(lattice_rotation: np.ndarray | None = None) -> Structure:
-    a = 5.43
-    lat = np.array([[0, a / 2, a / 2], [a / 2, 0, a / 2], [a / 2, a / 2, 0]])
-    if lattice_rotation is not None:
-        lat = lat @ lattice_rotation.T
-    return Structure(Lattice(lat), ["Si", "Si"], [[0, 0, 0], [0.25, 0.25, 0.25]])
-
-
 def si_sp3(structure: Structure) -> Hamiltonian:
     """Si sp3 nearest-neighbour model (Chadi & Cohen 1975 parameters, eV)."""
     basis = BasisSet("sp3", {"Si": (0, 1)}, {"Si": 4})
@@ -133,7 +125,7 @@ def si_sp3(structure: Structure) -> Hamiltonian:
     return slater_koster_hamiltonian(structure, basis, model)
 
 
-def test_kpath_is_expressed_in_the_given_cell():
+def test_kpath_is_expressed_in_the_given_cell(diamond):
     plain, turned = diamond(), diamond(Rotation.random(random_state=3).as_matrix())
     path = kpath(plain)
     names = {label for _, label in path.labels}
@@ -149,7 +141,7 @@ def test_kpath_is_expressed_in_the_given_cell():
     np.testing.assert_allclose(e_turned, e_plain, atol=1e-9)
 
 
-def test_si_sp3_levels_at_gamma(tmp_path):
+def test_si_sp3_levels_at_gamma(tmp_path, diamond):
     """At Γ the sp3 model is analytic: Γ1 = E_s + 4V_ssσ (−12.5 eV), Γ15 = E_p ∓ V_xx with
     V_xx = 4/3 (V_ppσ + 2V_ppπ); the gap of this model (no s*) is the direct Γ15v–Γ15c one."""
     ham = si_sp3(diamond())

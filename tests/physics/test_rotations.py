@@ -113,14 +113,6 @@ def integrals():
     return {k: float(rng.normal()) for k in KEYS}
 
 
-def diamond(rotation: np.ndarray | None = None) -> Structure:
-    a = 5.43
-    lattice = np.array([[0, a / 2, a / 2], [a / 2, 0, a / 2], [a / 2, a / 2, 0]])
-    if rotation is not None:
-        lattice = lattice @ rotation.T
-    return Structure(Lattice(lattice), ["Si", "Si"], [[0, 0, 0], [0.25, 0.25, 0.25]])
-
-
 def wurtzite() -> Structure:
     """GaN-like wurtzite, P6_3mc: 3-fold axes in a non-orthogonal cell, a screw axis."""
     a, c, u = 3.19, 5.19, 0.377
@@ -141,7 +133,7 @@ def si_soc(integrals):
     return basis, model
 
 
-def test_diamond_spd_soc_is_symmetric(si_soc):
+def test_diamond_spd_soc_is_symmetric(si_soc, diamond):
     basis, model = si_soc
     for spin in ("none", "soc"):
         ham = slater_koster_hamiltonian(diamond(), basis, model, spin)
@@ -150,7 +142,7 @@ def test_diamond_spd_soc_is_symmetric(si_soc):
         assert report.error_ev < 1e-10, report.describe()
 
 
-def test_rotated_frame_is_still_symmetric(si_soc):
+def test_rotated_frame_is_still_symmetric(si_soc, diamond):
     """Cartesian operations are not signed permutations in a rotated frame."""
     basis, model = si_soc
     ham = slater_koster_hamiltonian(diamond(random_orthogonal(7, False)), basis, model, "soc")
@@ -198,7 +190,7 @@ def _permute_orbitals(ham, element: str, perm: np.ndarray, signs: np.ndarray):
         ([0, 1, 2, 3, 4, 5, 6, 7, 8], [1, 1, 1, 1, 1, 1, -1, 1, 1]),  # d_z² sign flipped
     ],
 )
-def test_one_wrong_orbital_or_sign_fails(si_soc, perm, signs):
+def test_one_wrong_orbital_or_sign_fails(si_soc, diamond, perm, signs):
     basis, model = si_soc
     ham = slater_koster_hamiltonian(diamond(), basis, model, "none")
     signs = np.ones(9) if signs is None else np.asarray(signs, float)
@@ -208,7 +200,7 @@ def test_one_wrong_orbital_or_sign_fails(si_soc, perm, signs):
     assert "W=" in report.operation and len(report.edge) == 5
 
 
-def test_spin_mix_up_fails(si_soc):
+def test_spin_mix_up_fails(si_soc, diamond):
     """↑ and ↓ exchanged (blocked/interleaved confusion): σx H σx is no longer symmetric."""
     basis, model = si_soc
     ham = slater_koster_hamiltonian(diamond(), basis, model, "soc")
@@ -222,7 +214,7 @@ def test_spin_mix_up_fails(si_soc):
     assert symmetry_error(bad) > 1e-2
 
 
-def test_missing_symmetric_partner_is_reported(si_soc):
+def test_missing_symmetric_partner_is_reported(si_soc, diamond):
     basis, model = si_soc
     ham = slater_koster_hamiltonian(diamond(), basis, model, "none")
     drop = next(k for k in ham.edge_index if k[0] != k[1] and k[2] == (0, 0, 0))
