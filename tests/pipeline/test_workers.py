@@ -1,0 +1,227 @@
+"""`predict --pending` workers: real processes, real SQLite/PostgreSQL, real HDF5 store.
+
+Only the model is a test double (stub_model.StubPredictor, fast and deterministic); claims,
+leases, files and rows are the production code paths.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import add_structures
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from stub_model import UNKNOWN_ELEMENT, factory
+
+from hamdb.db.engine import make_engine
+from hamdb.db.models import HamiltonianRow, PredictionJobRow
+from hamdb.pipeline import claims
+from hamdb.pipeline.workers import WorkerOptions, run, run_worker
+
+WORKER = Path(__file__).resolve().parent / "worker_proc.py"
+postgres_only = [
+    pytest.mark.postgres,
+    pytest.mark.parametrize("db_url", ["postgresql"], indirect=True),
+]
+
+
+def _spawn(project: Any, mv: int, **options: Any) -> subprocess.Popen[str]:
+    args = [f"{k}={v}" for k, v in options.items()]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), project.database_url, str(project.store_path), str(mv), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def _check_consistent(session: Session, project: Any, mv: int, n: int, all_done: bool) -> None:
+    """Each job done once or not yet; each done job has exactly one row; each row a file."""
+    from hamdb.store.store import HamiltonianStore
+
+    session.rollback()  # a fresh snapshot (and fresh objects)
+    jobs = session.execute(select(PredictionJobRow).where(PredictionJobRow.model_version_id == mv))
+    jobs = jobs.scalars().all()
+    assert len(jobs) == n
+    rows = session.execute(
+        select(HamiltonianRow).where(HamiltonianRow.model_version_id == mv)
+    ).scalars().all()
+    by_structure = {r.structure_id: r for r in rows}
+    assert len(by_structure) == len(rows), "a structure got two predicted Hamiltonians"
+    now = claims.db_now(session)
+    for job in jobs:
+        if job.status == "done":
+            assert by_structure[job.structure_id].id == job.hamiltonian_id
+        else:
+            assert not all_done or job.status == "failed", f"job {job.id} is {job.status}"
+            assert job.status in ("pending", "claimed", "failed")
+            assert job.structure_id not in by_structure, "a row without its job marked done"
+            if job.status == "claimed":  # a killed worker's claim: expired, so pending again
+                assert job.lease_expires_at <= now
+    store = HamiltonianStore(project.store_path)
+    for row in rows:
+        arrays, _ = store.get(row.uri, verify=True)  # a row always has its (intact) file
+        assert arrays["h"].size > 0
+
+
+def test_worker_predicts_everything_once_and_fails_a_bad_structure_alone(
+    project: Any, session: Session, model_version_id: int
+):
+    add_structures(session, 20)
+    (bad,) = add_structures(session, 1, species=["Bi", UNKNOWN_ELEMENT])
+    add_structures(session, 5)
+    options = WorkerOptions(model=str(model_version_id), batch=8)
+    with claims.writer_lock(project.database_url):
+        stats = run_worker(project, options, factory)
+    assert (stats.done, stats.failed) == (25, 1)
+    job = session.execute(
+        select(PredictionJobRow).where(PredictionJobRow.structure_id == bad)
+    ).scalar_one()
+    assert job.status == "failed" and "never seen element Og" in job.last_error
+    _check_consistent(session, project, model_version_id, 26, all_done=False)
+    with claims.writer_lock(project.database_url):
+        again = run_worker(project, options, factory)
+    assert (again.done, again.failed, again.created_jobs) == (0, 0, 0)
+    assert set(stats.seconds) >= {"claim", "model", "store", "db"}
+
+
+def test_run_with_limit_and_sqlite_compute_processes(sqlite_project: Any):
+    from conftest import register_model
+
+    with Session(make_engine(sqlite_project.database_url)) as session:
+        mv = register_model(session)
+        add_structures(session, 12)
+        options = WorkerOptions(model=str(mv), batch=4, limit=6)
+        first = run(sqlite_project, options, workers=2, factory=factory)
+        assert first.done == 6
+        rest = run(sqlite_project, WorkerOptions(model=str(mv), batch=4), workers=1, factory=factory)
+        assert rest.done == 6
+        _check_consistent(session, sqlite_project, mv, 12, all_done=True)
+
+
+def test_sqlite_second_predict_is_refused_cleanly(sqlite_project: Any):
+    from conftest import register_model
+
+    with Session(make_engine(sqlite_project.database_url)) as session:
+        mv = register_model(session)
+        add_structures(session, 40)
+    first = _spawn(sqlite_project, mv, delay_s=0.5, batch=4)
+    lock = Path(sqlite_project.database_url[len("sqlite:///") :] + ".writer.lock")
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline and not (lock.exists() and lock.read_text()):
+            time.sleep(0.1)  # until the first one holds the writer lock
+        second = _spawn(sqlite_project, mv)
+        _, err = second.communicate(timeout=60)
+        assert second.returncode != 0
+        assert "database is used by another hamdb writer" in err
+        assert "database is locked" not in err
+    finally:
+        first.kill()
+        first.wait()
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_four_processes_share_two_thousand_jobs(project: Any, session: Session, model_version_id: int):
+    n = 2000
+    add_structures(session, n)
+    workers = [_spawn(project, model_version_id, batch=25) for _ in range(4)]
+    outputs = [w.communicate(timeout=170) for w in workers]
+    for w, (out, err) in zip(workers, outputs, strict=True):
+        assert w.returncode == 0, err[-2000:]
+    stats = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+    assert sum(s["done"] for s in stats) == n
+    assert sum(1 for s in stats if s["done"] > 0) >= 2, "the work was not shared"
+    _check_consistent(session, project, model_version_id, n, all_done=True)
+    assert session.execute(select(func.count()).select_from(HamiltonianRow)).scalar_one() == n
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_kill_minus_nine_at_random_moments(project: Any, session: Session, model_version_id: int):
+    n = 400
+    add_structures(session, n)
+    rng = random.Random(8)
+    lease = 2.0
+    opts = {"batch": 10, "lease_s": lease, "delay_s": 0.004, "max_attempts": 50}
+    for _round in range(3):
+        workers = [_spawn(project, model_version_id, **opts) for _ in range(4)]
+        for w in workers:
+            time.sleep(rng.uniform(1.5, 4.0))  # start-up takes ~2 s: kill mid-work
+            w.send_signal(signal.SIGKILL)
+        for w in workers:
+            w.wait()
+        time.sleep(lease + 0.5)  # the dead workers' leases expire
+        _check_consistent(session, project, model_version_id, n, all_done=False)
+        assert not session.execute(
+            select(func.count()).where(PredictionJobRow.status == "failed")
+        ).scalar_one()
+    final = _spawn(project, model_version_id, batch=50)
+    out, err = final.communicate(timeout=120)
+    assert final.returncode == 0, err[-2000:]
+    _check_consistent(session, project, model_version_id, n, all_done=True)
+    from hamdb.store.store import HamiltonianStore
+
+    store = HamiltonianStore(project.store_path)
+    referenced = {r for (r,) in session.execute(select(HamiltonianRow.uri))}
+    assert referenced <= set(store.iter_files())  # no row without a file (orphans are gc's)
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+@pytest.mark.postgres
+def test_stopped_worker_loses_its_lease_within_the_lease_time(
+    project: Any, session: Session, model_version_id: int
+):
+    add_structures(session, 6)
+    lease = 3.0
+    # Each structure takes 1 s in the stand-in model, so the worker holds its claim for ~6 s.
+    stuck = _spawn(project, model_version_id, batch=6, lease_s=lease, delay_s=1.0)
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            session.expire_all()
+            held = session.execute(
+                select(func.count()).where(PredictionJobRow.status == "claimed")
+            ).scalar_one()
+            if held == 6:
+                break
+            time.sleep(0.1)
+        assert held == 6
+        time.sleep(lease)  # heartbeats have renewed the lease past its first expiry
+        session.expire_all()
+        assert session.execute(
+            select(func.count()).where(PredictionJobRow.status == "claimed")
+        ).scalar_one() == 6
+        stuck.send_signal(signal.SIGSTOP)  # alive but silent: no heartbeat any more
+        stopped = time.time()
+        taken: list[claims.Claim] = []
+        while not taken and time.time() - stopped < 2 * lease:
+            taken = claims.claim(session, model_version_id, "rescuer", 6, lease_s=60)
+            session.commit()
+            time.sleep(0.05)
+        took = time.time() - stopped
+        assert len(taken) == 6 and took <= lease + 0.3, f"lease lost after {took:.2f} s"
+        stuck.send_signal(signal.SIGCONT)  # it wakes up: it must not commit what it lost
+        stuck.communicate(timeout=60)
+        session.expire_all()
+        assert session.execute(select(func.count()).select_from(HamiltonianRow)).scalar_one() == 0
+        assert {
+            w for (w,) in session.execute(select(PredictionJobRow.worker_id))
+        } == {"rescuer"}
+    finally:
+        stuck.kill()
+        stuck.wait()
