@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from hamdb.errors import BasisError, InputError
-from hamdb.io.hamdb_format import from_arrays, to_arrays
+from hamdb.io.hamdb_format import HERMITICITY_TOL_EV, checked, from_arrays, to_arrays
 from hamdb.physics.basis import BasisSet
 from hamdb.physics.checks import check_hamiltonian
 from hamdb.physics.hamiltonian import Hamiltonian
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from hamdb.db.models import BasisSetRow, HamiltonianRow
 
 KINDS = ("dft", "predicted")
-HERMITICITY_TOL_EV = 1e-5  # text formats print 6–7 digits; the same bound as a float32 model
 
 
 def ensure_basis_set(session: Session, basis: BasisSet) -> BasisSetRow:
@@ -137,7 +136,8 @@ def save_hamiltonian(
 def load_hamiltonian(
     session: Session, store: Any, hamiltonian_id: int, verify: bool = False
 ) -> Hamiltonian:
-    """The Hamiltonian of row `hamiltonian_id`, read from its store file.
+    """The Hamiltonian of row `hamiltonian_id`, read from its store file and checked (shapes,
+    finiteness, hermiticity; a failure names the row, the file and the edge).
 
     verify: re-hash the file's arrays against the row's sha256 (StoreError on mismatch).
     """
@@ -151,4 +151,5 @@ def load_hamiltonian(
     arrays, attrs = store.get(row.uri, verify=verify)
     if verify and sha_of_uri(row.uri) != row.sha256:
         raise StoreError(f"{row.uri}: its name does not match the sha256 of row {hamiltonian_id}")
-    return from_arrays(arrays, attrs, source=f"hamiltonian {hamiltonian_id} ({row.uri})")
+    source = f"hamiltonian {hamiltonian_id} ({row.uri})"
+    return checked(from_arrays(arrays, attrs, source=source), source)

@@ -23,6 +23,7 @@ from hamdb.physics.basis import BasisSet
 from hamdb.physics.hamiltonian import Hamiltonian
 
 FORMAT_VERSION = 1
+HERMITICITY_TOL_EV = 1e-5  # text formats print 6–7 digits; the same bound as a float32 model
 REQUIRED_ARRAYS = ("edges", "offsets", "h")
 REQUIRED_ATTRS = ("format_version", "units", "spin", "basis", "structure")
 
@@ -131,8 +132,9 @@ def write_h5(ham: Hamiltonian, path: Path | str, *, compression: str | None = "g
     return path
 
 
-def read_h5(path: Path | str) -> Hamiltonian:
-    """Read a standalone hamdb .h5 file (or a store file)."""
+def read_h5(path: Path | str, *, herm_tol: float | None = HERMITICITY_TOL_EV) -> Hamiltonian:
+    """Read a standalone hamdb .h5 file (or a store file) and check it (DESIGN.md §3: shapes,
+    finiteness, hermiticity within herm_tol eV; None skips the physics checks)."""
     from hamdb.store.hdf5_file import read_arrays
 
     path = Path(path)
@@ -140,4 +142,20 @@ def read_h5(path: Path | str) -> Hamiltonian:
         arrays, attrs = read_arrays(path)
     except StoreError as exc:
         raise InputError(str(exc).replace("missing from the store", "no such file")) from None
-    return from_arrays(arrays, attrs, source=path)
+    ham = from_arrays(arrays, attrs, source=path)
+    if herm_tol is not None:
+        checked(ham, path, herm_tol)
+    return ham
+
+
+def checked(
+    ham: Hamiltonian, source: str | Path, herm_tol: float = HERMITICITY_TOL_EV
+) -> Hamiltonian:
+    """`ham` after hamdb.physics.checks.check_hamiltonian, its error prefixed by `source`."""
+    from hamdb.physics.checks import check_hamiltonian
+
+    try:
+        check_hamiltonian(ham, herm_tol=herm_tol)
+    except HamiltonianError as exc:
+        raise HamiltonianError(f"{source}: {exc}") from None
+    return ham

@@ -384,16 +384,14 @@ def write_graph_npz(ham: Hamiltonian, path: Path | str) -> Path:
         "nbr_shift": torch.tensor(edges[off, 2:].astype(float) @ cell_bohr),
         "Hon": torch.tensor(hon),
         "Hoff": torch.tensor(hoff),
+        "hamiltonian": torch.tensor(np.concatenate([hon, hoff])),
     }
     if ham.s is not None:
-        fields["Son"] = torch.tensor(
-            np.array([padded(ham.s_block(e), edges[e, 0], edges[e, 0], 1.0) for e in on_order])
-        )
-        fields["Soff"] = torch.tensor(
-            np.array([padded(ham.s_block(e), edges[e, 0], edges[e, 1], 1.0) for e in off]).reshape(
-                -1, nao_max**2
-            )
-        )
+        son = np.array([padded(ham.s_block(e), edges[e, 0], edges[e, 0], 1.0) for e in on_order])
+        soff = np.array([padded(ham.s_block(e), edges[e, 0], edges[e, 1], 1.0) for e in off])
+        soff = soff.reshape(-1, nao_max**2)
+        fields["Son"], fields["Soff"] = torch.tensor(son), torch.tensor(soff)
+        fields["overlap"] = torch.tensor(np.concatenate([son, soff]))
     np.savez(path, graph={0: Data(**fields)})
     return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
 

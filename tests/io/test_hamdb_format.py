@@ -93,3 +93,13 @@ def test_wrong_flat_length(synthetic, tmp_path: Path) -> None:
         f["h"] = h[:-3]
     with pytest.raises(HamiltonianError, match=r"h has .* values"):
         read_h5(path)
+
+
+def test_reading_checks_hermiticity_and_names_the_edge(synthetic, tmp_path: Path) -> None:
+    ham = synthetic("none")
+    bad = ham.with_h(ham.h.copy())
+    bad.h[bad.offsets[2]] += 0.01
+    path = write_h5(bad, tmp_path / "bad.h5")
+    with pytest.raises(HamiltonianError, match=rf"{path}: .*edge \(i="):
+        read_h5(path)
+    assert read_h5(path, herm_tol=None).n_edges == ham.n_edges
