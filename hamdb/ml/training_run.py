@@ -1,0 +1,236 @@
+"""`hamdb train nonsoc|soc|overlap`: data from the project -> trained part -> registry version.
+
+A model name collects parts trained one after the other (delta learning as in Uni-HamGNN):
+  nonsoc   the spinless H(R) from many non-SOC Hamiltonians;
+  soc      the correction ΔH = H_soc − H_nonsoc⊗σ0 from the (fewer) SOC ones;
+  overlap  S(R) (only where the exact overlap is unavailable at prediction time).
+Each run registers a new version holding the new part plus the other parts of the newest
+version of the same name, so `name@latest` always predicts with everything trained so far.
+Checkpoints live in <store>/models/<name>/runs/<kind>-seed<seed>/; a killed run started again
+with the same settings resumes there.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import tomllib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hamdb.errors import InputError, ModelError
+from hamdb.ml.bundle import ModelBundle
+from hamdb.ml.data import HamGraph, make_graph, nonsoc_targets, soc_targets
+from hamdb.ml.dataset import Record, common_basis, load_records
+from hamdb.ml.inference import pair_cutoff_table
+from hamdb.ml.model import HamiltonianNet, ModelConfig, seed_everything
+from hamdb.ml.train import History, Trainer, TrainConfig, init_from_data, split_by_group
+from hamdb.physics.hamiltonian import Hamiltonian
+
+KINDS = ("nonsoc", "soc", "overlap")
+#: Sizes: "small" trains on 2 CPU cores in minutes; "large" is meant for a GPU.
+PRESETS: dict[str, dict[str, Any]] = {
+    "small": {"hidden": "16x0e+8x1o+8x2e+4x1e+4x2o", "edge_mul": 8, "layers": 2},
+    "large": {
+        "hidden": "64x0e+32x1o+32x2e+16x1e+16x2o",
+        "edge_mul": 32,
+        "layers": 3,
+        "radial_hidden": 64,
+    },
+}
+
+
+def read_config_file(path: str | Path | None) -> dict[str, Any]:
+    """{"train": {...TrainConfig}, "model": {...ModelConfig or preset="large"}} from TOML/JSON."""
+    if path is None:
+        return {}
+    p = Path(path)
+    try:
+        text = p.read_text()
+        data = json.loads(text) if p.suffix == ".json" else tomllib.loads(text)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{p}: cannot read the training config ({exc})") from None
+    unknown = set(data) - {"train", "model"}
+    if unknown:
+        raise InputError(f"{p}: unknown sections {sorted(unknown)}; use [train] and [model]")
+    return data
+
+
+def overlap_as_hamiltonian(ham: Hamiltonian) -> Hamiltonian:
+    """S(R) of `ham` dressed as a spinless Hamiltonian (the overlap network's target)."""
+    if ham.s is None:
+        raise ModelError(f"{ham!r} has no overlap to learn")
+    return Hamiltonian(
+        ham.structure, ham.basis, "none", ham.edges, ham.s_offsets, ham.s, ham.s, ham.s_offsets
+    )
+
+
+def build_graphs(records: Sequence[Record], basis: Any, cfg: ModelConfig) -> list[HamGraph]:
+    """Graphs with the targets of `cfg.kind` (targets of the 'overlap' part are S)."""
+    graphs = []
+    for r in records:
+        ref = r.h_soc if cfg.kind == "soc" else r.h_none
+        graph, layout = make_graph(ref.structure, basis, ref.edges, cfg.l_pairs)
+        if cfg.kind == "soc":
+            targets = soc_targets(r.h_soc, r.h_none, layout, cfg.l_pairs)
+        else:
+            targets = nonsoc_targets(r.h_none, layout, cfg.l_pairs)
+        for key, value in targets.items():
+            graph[key] = value
+        graphs.append(graph)
+    return graphs
+
+
+def _average_neighbours(records: Sequence[Record], cutoff: float) -> float:
+    counts = []
+    for r in records:
+        h = r.h_none
+        cart, lattice = h.structure.cart_coords, h.structure.lattice.matrix
+        vec = cart[h.edges[:, 1]] + h.edges[:, 2:] @ lattice - cart[h.edges[:, 0]]
+        d = np.linalg.norm(vec, axis=1)
+        counts.append(float(((d > 1e-4) & (d < cutoff)).sum()) / len(h.structure))
+    return max(float(np.mean(counts)), 1.0)
+
+
+def newest_bundle(session: Any, store_root: Path, name: str) -> tuple[ModelBundle | None, Any]:
+    from hamdb.ml.registry import resolve_version, verify_weights
+
+    try:
+        row = resolve_version(session, name)
+    except ModelError:
+        return None, None
+    return ModelBundle.load(verify_weights(store_root, row)), row
+
+
+def train_part(
+    session: Any,
+    store_root: Path,
+    kind: str,
+    *,
+    name: str = "hamdb",
+    data_filter: str | None = None,
+    epochs: int | None = None,
+    device: str = "cpu",
+    seed: int = 0,
+    config: dict[str, Any] | None = None,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    records: Sequence[Record] | None = None,
+) -> tuple[Any, History]:
+    """Train part `kind` of model `name` and register the new version (returned with history).
+
+    records: already loaded data (tests, benchmarks); otherwise read with `data_filter`.
+    """
+    if kind not in KINDS:
+        raise InputError(f"unknown part {kind!r}; choose one of {', '.join(KINDS)}")
+    config = config or {}
+    tcfg = TrainConfig(**{**config.get("train", {}), "seed": seed, "device": device})
+    if epochs is not None:
+        tcfg.epochs = epochs
+    base, base_row = newest_bundle(session, store_root, name)
+    if kind != "nonsoc" and base is None:
+        raise ModelError(
+            f"train the 'nonsoc' part of {name!r} first; the {kind} part is added to it"
+        )
+    selection: dict[str, Any] = {}
+    if records is None:
+        records, selection = load_records(
+            session, _store(store_root), data_filter, need_soc=kind == "soc"
+        )
+    records = [r for r in records if kind != "soc" or r.h_soc is not None]
+    if not records:
+        raise ModelError("no training structures with the Hamiltonians this part needs")
+    basis = common_basis(records)
+    if base is not None:
+        for el, ls in basis.shells.items():
+            known = base.basis.shells.get(el)
+            if known is not None and tuple(known) != tuple(ls):
+                raise ModelError(
+                    f"basis mismatch for {el}: data has shells {ls}, model {name!r} has {known}"
+                )
+
+    train_idx, val_idx, test_idx = split_by_group(
+        [r.group for r in records], tcfg.val_fraction, tcfg.test_fraction, tcfg.seed
+    )
+    model_opts = dict(config.get("model", {}))
+    preset = PRESETS[model_opts.pop("preset", "small")]
+    mcfg = ModelConfig(
+        kind="soc" if kind == "soc" else "nonsoc",
+        shells={el: list(ls) for el, ls in basis.shells.items()},
+        basis_name=basis.name,
+        valence_electrons=dict(basis.valence_electrons),
+        **{**preset, **model_opts},
+    )
+    train_recs = [records[k] for k in train_idx]
+    mcfg.pair_cutoff_ang = pair_cutoff_table([r.h_none for r in records])
+    mcfg.edge_cutoff_ang = max(mcfg.pair_cutoff_ang.values()) + 0.5
+    mcfg.avg_neighbours = _average_neighbours(train_recs, mcfg.mp_cutoff_ang)
+    if kind == "overlap":
+        records = [
+            Record(r.structure_id, r.group, overlap_as_hamiltonian(r.h_none), None, r.ids)
+            for r in records
+        ]
+    seed_everything(tcfg.seed)
+    graphs = build_graphs(records, basis, mcfg)
+    net = HamiltonianNet(mcfg)
+    init_from_data(net, [graphs[k] for k in train_idx])
+    run_dir = Path(store_root) / "models" / name / "runs" / f"{kind}-seed{tcfg.seed}"
+    trainer = Trainer(
+        net, [graphs[k] for k in train_idx], [graphs[k] for k in val_idx], tcfg, run_dir
+    )
+    resumed = trainer.try_resume()
+    start = time.perf_counter()
+    history = trainer.fit(on_epoch)
+    seconds = time.perf_counter() - start
+
+    nets = dict(base.nets) if base is not None else {}
+    if kind == "nonsoc" and base is not None and base.basis.shells != basis.shells:
+        nets = {}
+    nets[kind] = trainer.net
+    merged_shells = {**(base.basis.shells if base else {}), **basis.shells}
+    from hamdb.physics.basis import BasisSet
+
+    full_basis = BasisSet(
+        basis.name,
+        merged_shells,
+        {**(base.basis.valence_electrons if base else {}), **basis.valence_electrons},
+    )
+    ids = [r.structure_id for r in records]
+    part_data = {
+        "selection": selection,
+        "split": {
+            "train": [ids[k] for k in train_idx],
+            "val": [ids[k] for k in val_idx],
+            "test": [ids[k] for k in test_idx],
+        },
+        "train_config": tcfg.as_dict(),
+        "epochs_run": len(history.epochs),
+        "best_epoch": history.best_epoch,
+        "stopped_early": history.stopped_early,
+        "resumed": resumed,
+        "seconds": seconds,
+        "seconds_per_epoch": float(np.mean([e["seconds"] for e in history.epochs]))
+        if history.epochs
+        else None,
+    }
+    training_data = dict(base_row.training_data or {}) if base_row is not None else {}
+    training_data[kind] = part_data
+    last = history.epochs[-1] if history.epochs else {}
+    best = next((e for e in history.epochs if e["epoch"] == history.best_epoch), last)
+    metrics = dict(base_row.metrics or {}) if base_row is not None else {}
+    metrics.update({f"{kind}_{k}": v for k, v in best.items() if k.startswith("val_")})
+    bundle = ModelBundle(full_basis, nets, {"name": name})
+    from hamdb.ml.registry import register_version
+
+    row = register_version(
+        session, store_root, name, bundle, training_data=training_data, metrics=metrics
+    )
+    return row, history
+
+
+def _store(store_root: Path) -> Any:
+    from hamdb.store.store import HamiltonianStore
+
+    return HamiltonianStore(store_root)

@@ -1,0 +1,91 @@
+"""Registry round trip and the Predictor API: load by spec, predict, clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pymatgen.core import Lattice, Structure
+
+from hamdb.errors import ModelError
+from hamdb.ml.bundle import ModelBundle
+from hamdb.ml.inference import Predictor
+from hamdb.ml.registry import register_version, resolve_version, set_alias
+from hamdb.physics.basis import BasisSet
+
+from .test_model import BASIS, make_net, random_structure
+
+CUTOFFS = {"Bi-Bi": 4.5, "Bi-O": 4.5, "Bi-Si": 4.5, "O-O": 4.5, "O-Si": 4.5, "Si-Si": 4.5}
+
+
+def toy_bundle() -> ModelBundle:
+    nets = {
+        "nonsoc": make_net("nonsoc"),
+        "soc": make_net("soc", 1),
+        "overlap": make_net("nonsoc", 2),
+    }
+    for net in nets.values():
+        net.cfg.pair_cutoff_ang = dict(CUTOFFS)
+    return ModelBundle(BASIS, nets, {"name": "toy"})
+
+
+def test_registry_specs_and_prediction(session, project) -> None:
+    bundle = toy_bundle()
+    v1 = register_version(session, project.store_path, "toy", bundle, training_data={"x": 1})
+    v2 = register_version(session, project.store_path, "toy", bundle, metrics={"gap_mae_ev": 0.05})
+    set_alias(session, "toy", 1, "production")
+    session.commit()
+    assert (v1.version, v2.version) == (1, 2)
+    assert resolve_version(session, "toy").id == v2.id
+    assert resolve_version(session, "toy@1").id == v1.id
+    assert resolve_version(session, "production").id == v1.id
+    assert resolve_version(session, "toy@production").id == v1.id
+    set_alias(session, "toy", 2, "production")  # moving an alias
+    assert resolve_version(session, "production").id == v2.id
+    for bad in ("nope", "toy@7", "toy@staging"):
+        with pytest.raises(ModelError):
+            resolve_version(session, bad)
+
+    predictor = Predictor.load(session, project, "production")
+    assert predictor.model_version_id == v2.id
+    structures = [random_structure(20), random_structure(21, ("O", "Si"))]
+    hams = predictor.predict(structures)
+    assert [h.spin for h in hams] == ["soc", "soc"]
+    for h, s in zip(hams, structures, strict=True):
+        assert h.structure is s and h.s is not None
+        assert h.n_electrons == BASIS.n_valence([x.specie.symbol for x in s])
+        for (i, j, R), block in h.blocks():
+            back = h.h_block(h.edge_index[(j, i, tuple(-r for r in R))])
+            assert np.array_equal(block, back.conj().T)
+        assert h.uncertainty_ev == 0.05
+    # batched and one-by-one predictions agree
+    alone = predictor.predict(structures[1:])[0]
+    np.testing.assert_allclose(alone.h, hams[1].h, atol=1e-5)
+
+
+def test_tampered_weights_are_refused(session, project) -> None:
+    row = register_version(session, project.store_path, "toy", toy_bundle())
+    session.commit()
+    path = project.store_path / row.weights_uri
+    path.write_bytes(path.read_bytes() + b"x")
+    with pytest.raises(ModelError, match="sha256"):
+        Predictor.load(session, project, "toy@1")
+
+
+def test_unseen_element_and_basis_mismatch_are_clear_errors(tmp_path) -> None:
+    predictor = Predictor(toy_bundle(), spec="toy@1")
+    with pytest.raises(ModelError, match="never saw element Fe"):
+        predictor.predict(
+            [Structure(Lattice.cubic(3.0), ["Fe", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])]
+        )
+    other = BasisSet("toy", {"Si": (0, 1), "O": (0, 1), "Bi": (0, 0, 1, 2)}, {})
+    with pytest.raises(ModelError, match="basis mismatch for Si"):
+        predictor.predict([random_structure(3)], basis=other)
+    renamed = BasisSet("gpaw-dzp", dict(BASIS.shells), {})
+    with pytest.raises(ModelError, match="basis mismatch"):
+        predictor.predict([random_structure(3)], basis=renamed)
+    path = tmp_path / "m.pt"
+    toy_bundle().save(path)
+    assert Predictor.from_path(path).predict([random_structure(5)])[0].spin == "soc"
+    path.write_bytes(b"not a model")
+    with pytest.raises(ModelError, match="not a hamdb model"):
+        Predictor.from_path(path)
