@@ -20,9 +20,18 @@ from hamdb.config import Project
     show_default=True,
     help="NAME@VERSION, NAME, or an alias.",
 )
+@click.option("--pending", is_flag=True, help="Every structure without a prediction (queue).")
+@click.option("--workers", type=click.IntRange(1), default=1, help="--pending: processes.")
+@click.option("--batch", type=click.IntRange(1), default=16, help="--pending: structures/claim.")
+@click.option("--limit", type=click.IntRange(1), default=None, help="--pending: at most K.")
+@click.option("--screen", is_flag=True, help="--pending: gap and Z2 of each batch too.")
+@click.option("--lease", type=click.FloatRange(5), default=120.0, help="--pending: lease (s).")
 @json_option
 @pass_project
-def command(project: Project, target: str | None, model_spec: str, as_json: bool) -> None:
+def command(
+    project: Project, target: str | None, model_spec: str, pending: bool, workers: int,
+    batch: int, limit: int | None, screen: bool, lease: float, as_json: bool,
+) -> None:  # fmt: skip
     """Predict the SOC Hamiltonian of TARGET (a structure file, or a structure id) and store it
     as a `predicted` Hamiltonian of the model version.
 
@@ -30,9 +39,14 @@ def command(project: Project, target: str | None, model_spec: str, as_json: bool
     Examples:
       hamdb predict Bi2Se3.cif
       hamdb predict 42 --model hamdb@3 --json
+      hamdb predict --pending --screen --workers 4   # the queue; many hosts on PostgreSQL
     """
+    if pending:
+        from hamdb.cli.predict_pending import run_pending
+
+        return run_pending(project, model_spec, workers, batch, limit, screen, lease, as_json)
     if target is None:
-        raise click.UsageError("give a STRUCTURE_FILE or a structure ID")
+        raise click.UsageError("give a STRUCTURE_FILE or a structure ID, or --pending")
     result = predict_single(project, target, model_spec)
     if as_json:
         echo_json(result)
