@@ -1,105 +1,44 @@
 """Put crystal structures into the database with the two levels of identity of DESIGN.md §4.
 
-* *The same structure*: a copy that pymatgen's `StructureMatcher(ltol=0.02, stol=0.05,
-  angle_tol=0.5, primitive_cell=True, scale=False)` fits onto a stored one (rotated, translated,
-  permuted, another cell choice or supercell, another file format). It is not inserted again;
-  its (source, source_id) is recorded against the stored row.
-* *The same material*: Materials Project tolerances (ltol=0.2, stol=0.3, angle_tol=5,
-  scale=True). A new row that shares the `material_id` of the group it fits (strained or
-  relaxed variants); a structure that fits no group founds one (`material_id` = its own id).
-
-Both are blocked by reduced formula + space-group number (symprec 0.1 Å, angle tolerance 5°,
-computed with moyopy, a fast Rust implementation of spglib's algorithm).
-
-Speed. Matching only ever looks inside one block, and inside it cheap tests run before
-`StructureMatcher`:
-  1. volume per atom (invariant under rotation, translation, permutation, supercells): a tight
-     match changes lattice lengths by ≤ 2 %, so copies whose volume per atom differs by more
-     than `VOLUME_TOLERANCE` (log ratio) are skipped, vectorised over the whole block;
-  2. the Niggli-reduced primitive cell of each structure, computed once and cached (pymatgen's
-     own reduction, so `fit(..., skip_structure_reduction=True)` gives the same answer as a
-     plain `fit`); inputs that moyopy finds already primitive skip the primitive search;
-  3. equal primitive site counts and close sorted reduced lattice lengths (the successive
-     minima of the lattice, continuous in the lattice, so a tolerance never loses a match);
-  4. for "same material", only each group's founder is tried, not every member.
-A new structure in a block of n rows with g material groups costs O(n) float comparisons,
-about one `fit` per real candidate, and ≤ g material fits: a block of thousands of strained
-variants stays fast because different strains have different volumes or lattice lengths.
+A copy of a stored structure (rotated, translated, permuted, another cell choice or supercell,
+another file format) is not inserted again: its (source, source_id) is recorded against the
+stored row. A structure that is the same *material* as a stored group (a strained or relaxed
+variant) is a new row sharing that group's `material_id`; one that fits no group founds one
+(`material_id` = its own id). The matching itself, and why it stays fast when a
+formula + space-group block holds thousands of strained variants, is in structure_identity.py.
 
 Atomicity. Rows are written in batches, one transaction each (structures, their material ids
 and their sources together), so a kill leaves whole batches; a re-run skips every
 (source, source_id) already recorded before doing any work, so it completes the job and adds
 nothing twice. On PostgreSQL each batch holds a transaction-scoped advisory lock, so two
-ingests never insert the same structure concurrently; rows that another process committed are
-pulled into the block cache at the start of each batch.
+ingests never insert the same structure concurrently, and rows another process committed are
+pulled into the block cache at the start of each batch. On SQLite, one writer at a time.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from hamdb.db.models import StructureRow, StructureSourceRow
 from hamdb.errors import InputError
+from hamdb.io.structure_identity import Block, Crystal, Match, Matcher, symmetry_of
 from hamdb.io.structures import ReadFailure, validate_structure
 
 if TYPE_CHECKING:
-    from pymatgen.analysis.structure_matcher import StructureMatcher
     from pymatgen.core import Structure
 
-SYMPREC = 0.1
-ANGLE_TOLERANCE_DEG = 5.0
-SAME_STRUCTURE = {
-    "ltol": 0.02,
-    "stol": 0.05,
-    "angle_tol": 0.5,
-    "primitive_cell": True,
-    "scale": False,
-}
-SAME_MATERIAL = {"ltol": 0.2, "stol": 0.3, "angle_tol": 5.0, "primitive_cell": True, "scale": True}
-#: |log(volume-per-atom ratio)| above which two structures cannot be the same (ltol 2 % on
-#: three lengths is ≤ 6 %, plus the angle tolerance; a wide margin loses no match).
-VOLUME_TOLERANCE = 0.10
-#: |log(ratio)| of sorted Niggli lengths above which no fit is tried: ltol (0.02) plus the
-#: effect of the angle tolerance, with margin.
-LENGTH_TOLERANCE_STRUCTURE = 0.04
-LENGTH_TOLERANCE_MATERIAL = 0.50
 DEFAULT_BATCH_SIZE = 500
 #: Key of the PostgreSQL advisory lock that serialises ingest transactions.
 INGEST_LOCK_KEY = 0x68616D6462_01
 
 BlockKey = tuple[str, int]
 Item = tuple["Structure", str, str] | ReadFailure
-
-
-# -- per-structure preparation -------------------------------------------------------------
-
-
-def symmetry_of(structure: Structure) -> tuple[int, bool]:
-    """(space-group number at symprec 0.1, whether the cell given is already primitive)."""
-    import moyopy
-
-    cell = moyopy.Cell(
-        structure.lattice.matrix.tolist(),
-        structure.frac_coords.tolist(),
-        [site.specie.Z for site in structure],
-    )
-    try:
-        data = moyopy.MoyoDataset(
-            cell, symprec=SYMPREC, angle_tolerance=math.radians(ANGLE_TOLERANCE_DEG)
-        )
-    except BaseException as exc:  # moyopy raises a Rust panic type not derived from Exception
-        if isinstance(exc, KeyboardInterrupt | SystemExit):
-            raise
-        raise InputError(f"symmetry search failed ({exc})") from None
-    return int(data.number), len(data.prim_std_cell.numbers) == len(structure)
 
 
 def elements_key(elements: Iterable[str]) -> str:
@@ -111,40 +50,26 @@ def elements_key(elements: Iterable[str]) -> str:
 class Prepared:
     """A validated structure with its indexed columns, ready to match and insert."""
 
-    structure: Structure
+    crystal: Crystal
     source: str
     source_id: str
     reduced_formula: str
     spacegroup_number: int
-    is_primitive: bool
-    volume_per_atom: float
     elements: list[str]
-    _reduced: Structure | None = field(default=None, repr=False)
-    _lengths: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def block(self) -> BlockKey:
         return (self.reduced_formula, self.spacegroup_number)
 
-    def reduced(self) -> Structure:
-        """Niggli-reduced primitive cell, computed once (what StructureMatcher compares)."""
-        if self._reduced is None:
-            self._reduced = reduced_structure(self.structure, self.is_primitive)
-        return self._reduced
-
-    def lengths(self) -> np.ndarray:
-        if self._lengths is None:
-            self._lengths = _lengths(self.reduced())
-        return self._lengths
-
     def row(self) -> StructureRow:
+        structure = self.crystal.structure
         return StructureRow(
             reduced_formula=self.reduced_formula,
             spacegroup_number=self.spacegroup_number,
-            n_sites=len(self.structure),
+            n_sites=len(structure),
             elements=self.elements,
             elements_key=elements_key(self.elements),
-            structure_json=self.structure.as_dict(),
+            structure_json=structure.as_dict(),
         )
 
 
@@ -159,119 +84,48 @@ def prepare(structure: Structure, source: str, source_id: str) -> Prepared | Rea
 def prepare_valid(structure: Structure, source: str, source_id: str) -> Prepared | ReadFailure:
     """`prepare` for a structure that already passed validate_structure."""
     try:
-        number, is_primitive = symmetry_of(structure)
+        number, n_primitive = symmetry_of(structure)
     except InputError as exc:
         return ReadFailure(source, source_id, str(exc))
     composition = structure.composition
     return Prepared(
-        structure=structure,
+        crystal=Crystal(structure, n_primitive),
         source=source,
         source_id=source_id,
         reduced_formula=composition.reduced_formula,
         spacegroup_number=number,
-        is_primitive=is_primitive,
-        volume_per_atom=structure.volume / len(structure),
         elements=sorted(el.symbol for el in composition.elements),
     )
 
 
-def reduced_structure(structure: Structure, is_primitive: bool = False) -> Structure:
-    """The Niggli-reduced primitive cell as StructureMatcher computes it, sites sorted by
-    species (a permutation, which matching ignores, that makes its species mask cheap).
-
-    A cell moyopy already found primitive skips pymatgen's (slow) primitive search.
-    """
-    # The steps of StructureMatcher's own reduction (niggli, then primitive), so that
-    # fit(..., skip_structure_reduction=True) equals a plain fit; not its lru_cache'd helper,
-    # whose cache compares every structure of a formula with Structure.__eq__.
-    reduced = structure.get_reduced_structure(reduction_algo="niggli")
-    if not is_primitive:
-        reduced = reduced.get_primitive_structure()
-    return reduced.get_sorted_structure()
-
-
-def _lengths(reduced: Structure) -> np.ndarray:
-    """Sorted Niggli lengths (Å): the successive minima of the lattice, which move by at most
-    about ltol when a lattice fit succeeds, so they make a safe pre-filter."""
-    return np.sort(np.asarray(reduced.lattice.get_niggli_reduced_lattice().abc, dtype=float))
-
-
-# -- the identity index --------------------------------------------------------------------
-
-
-@dataclass
+@dataclass(eq=False)
 class _Entry:
-    """One stored (or being-stored) structure inside a block."""
+    """A stored (or being-stored) structure: its ids, and its row until the batch is flushed."""
 
     structure_id: int | None
     material_id: int | None
-    structure: Structure
-    volume_per_atom: float
-    row: StructureRow | None = None  # set while its batch is not yet committed
-    founder: _Entry | None = None  # the group's founder, while ids are not yet known
+    row: StructureRow | None = None
+    founder: _Entry | None = None  # the group's founder while ids are not yet known
     is_founder: bool = False
-    _reduced: Structure | None = None
-    _lengths: np.ndarray | None = None
-
-    def reduced(self) -> Structure:
-        if self._reduced is None:
-            self._reduced = reduced_structure(self.structure)
-        return self._reduced
-
-    def lengths(self) -> np.ndarray:
-        if self._lengths is None:
-            self._lengths = _lengths(self.reduced())
-        return self._lengths
-
-
-class _Block:
-    """The entries of one (formula, space group) block, with their log volumes per atom in a
-    growing array (vectorised volume filter) and the material founders apart."""
-
-    def __init__(self) -> None:
-        self.entries: list[_Entry] = []
-        self.founders: list[_Entry] = []
-        self._log_volumes = np.empty(4)
-
-    @property
-    def log_volumes(self) -> np.ndarray:
-        return self._log_volumes[: len(self.entries)]
-
-    def add(self, entry: _Entry) -> None:
-        n = len(self.entries)
-        if n == len(self._log_volumes):
-            self._log_volumes = np.resize(self._log_volumes, 2 * n)
-        self._log_volumes[n] = math.log(entry.volume_per_atom)
-        self.entries.append(entry)
-        if entry.is_founder:
-            self.founders.append(entry)
-
-
-@dataclass
-class Match:
-    """What the index says about a structure: an existing row, or a material group."""
-
-    same: _Entry | None = None
-    material: _Entry | None = None
 
 
 class StructureIndex:
-    """The structures of the database grouped by block, loaded lazily and kept in memory."""
+    """The database's structures grouped by block, loaded lazily and kept in memory."""
 
     def __init__(self) -> None:
-        self.blocks: dict[BlockKey, _Block] = {}
+        self.blocks: dict[BlockKey, Block] = {}
         self.watermark = 0
-        self._tight: StructureMatcher | None = None
-        self._loose: StructureMatcher | None = None
-        self.fits = 0
+        self._matcher: Matcher | None = None
 
-    def _matchers(self) -> tuple[StructureMatcher, StructureMatcher]:
-        if self._tight is None or self._loose is None:
-            from pymatgen.analysis.structure_matcher import StructureMatcher
+    @property
+    def matcher(self) -> Matcher:
+        if self._matcher is None:
+            self._matcher = Matcher()
+        return self._matcher
 
-            self._tight = StructureMatcher(**SAME_STRUCTURE)
-            self._loose = StructureMatcher(**SAME_MATERIAL)
-        return self._tight, self._loose
+    @property
+    def fits(self) -> int:
+        return self._matcher.fits if self._matcher is not None else 0
 
     def sync(self, session: Session, keys: Iterable[BlockKey]) -> None:
         """Load the blocks `keys` not yet cached, and rows others committed since last time.
@@ -293,7 +147,7 @@ class StructureIndex:
         for start in range(0, len(missing), 400):
             chunk = missing[start : start + 400]
             for key in chunk:
-                self.blocks[key] = _Block()
+                self.blocks[key] = Block()
             self._load(
                 session,
                 tuple_(StructureRow.reduced_formula, StructureRow.spacegroup_number).in_(chunk),
@@ -314,63 +168,26 @@ class StructureIndex:
             .order_by(StructureRow.id)
         ).all()
         for row in rows:
-            structure = Structure.from_dict(row.structure_json)
-            self.blocks.setdefault((row.reduced_formula, row.spacegroup_number), _Block()).add(
-                _Entry(
-                    structure_id=row.id,
-                    material_id=row.material_id,
-                    structure=structure,
-                    volume_per_atom=structure.volume / len(structure),
-                    is_founder=row.material_id == row.id,
-                )
-            )
+            founder = row.material_id == row.id
+            block = self.blocks.setdefault((row.reduced_formula, row.spacegroup_number), Block())
+            crystal = Crystal(Structure.from_dict(row.structure_json))
+            block.add(crystal, _Entry(row.id, row.material_id, is_founder=founder), founder=founder)
 
     def match(self, item: Prepared) -> Match:
-        """The stored structure `item` is a copy of, else the material group it belongs to."""
-        block = self.blocks.get(item.block)
-        if block is None or not block.entries:
-            return Match()
-        tight, loose = self._matchers()
-        gaps = np.abs(block.log_volumes - math.log(item.volume_per_atom))
-        for index in np.argsort(gaps):
-            if gaps[index] > VOLUME_TOLERANCE:
-                break
-            entry = block.entries[index]
-            if self._close(item, entry, LENGTH_TOLERANCE_STRUCTURE, scaled=False):
-                self.fits += 1
-                if tight.fit(entry.reduced(), item.reduced(), skip_structure_reduction=True):
-                    return Match(same=entry)
-        for entry in block.founders:
-            if self._close(item, entry, LENGTH_TOLERANCE_MATERIAL, scaled=True):
-                self.fits += 1
-                if loose.fit(entry.reduced(), item.reduced(), skip_structure_reduction=True):
-                    return Match(material=entry)
-        return Match()
-
-    @staticmethod
-    def _close(item: Prepared, entry: _Entry, tolerance: float, *, scaled: bool) -> bool:
-        """Cheap necessary condition for a fit: same primitive size, close reduced lengths."""
-        if len(item.reduced()) != len(entry.reduced()):
-            return False
-        ratio = np.log(item.lengths() / entry.lengths())
-        if scaled:  # compare shapes only: remove the common volume scale
-            ratio -= math.log(item.volume_per_atom / entry.volume_per_atom) / 3
-        return bool(np.all(np.abs(ratio) <= tolerance))
+        """The entry `item` is a copy of, else the founder of the group it belongs to."""
+        return self.matcher.match(item.crystal, self.blocks.get(item.block))
 
     def add(self, item: Prepared, row: StructureRow, founder: _Entry | None) -> _Entry:
         """Record a row about to be inserted (ids filled in after the flush)."""
         entry = _Entry(
             structure_id=None,
             material_id=founder.material_id if founder is not None else None,
-            structure=item.structure,
-            volume_per_atom=item.volume_per_atom,
             row=row,
             founder=founder,
             is_founder=founder is None,
-            _reduced=item._reduced,
-            _lengths=item._lengths,
         )
-        self.blocks.setdefault(item.block, _Block()).add(entry)
+        block = self.blocks.setdefault(item.block, Block())
+        block.add(item.crystal, entry, founder=founder is None)
         return entry
 
     def forget(self) -> None:
@@ -395,7 +212,7 @@ class IngestReport:
     seconds: float = 0.0
     timings: dict[str, float] = field(
         default_factory=lambda: dict.fromkeys(
-            ("read", "validate", "symmetry", "matching", "database"), 0.0
+            ("read", "validate", "symmetry", "matching", "serialise", "database"), 0.0
         )
     )
     fits: int = 0
@@ -521,17 +338,18 @@ class _Ingester:
         matched: list[tuple[int, _Entry, Prepared]] = []
         for slot, item in todo:
             match = self.index.match(item) if self.dedup else Match()
-            if match.same is not None:
+            if isinstance(match.same, _Entry):
                 report.duplicates += 1
                 matched.append((slot, match.same, item))
                 continue
+            founder = match.material if isinstance(match.material, _Entry) else None
+            t = self._clock("matching", t)
             row = item.row()
+            t = self._clock("serialise", t)
             entry = (
-                self.index.add(item, row, match.material)
+                self.index.add(item, row, founder)
                 if self.dedup
-                else _Entry(
-                    None, None, item.structure, item.volume_per_atom, row=row, is_founder=True
-                )
+                else _Entry(None, None, row=row, is_founder=True)
             )
             report.inserted += 1
             report.new_materials += entry.is_founder

@@ -311,11 +311,13 @@ def validate_structure(structure: Structure) -> str | None:
 
     if len(structure) == 0:
         return "no atoms"
-    for index, site in enumerate(structure):
-        if not site.is_ordered:
-            return f"site {index} is disordered ({site.species.formula}); only ordered crystals"
-        specie = site.specie
+    if not structure.is_ordered:
+        index, site = next((i, s) for i, s in enumerate(structure) if not s.is_ordered)
+        return f"site {index} is disordered ({site.species.formula}); only ordered crystals"
+    # Few distinct species per structure: check those, not every site.
+    for specie in structure.composition:
         if isinstance(specie, DummySpecies) or not isinstance(specie, Element | Species):
+            index = next(i for i, sp in enumerate(structure.species) if sp == specie)
             return f"site {index}: unknown element {getattr(specie, 'symbol', specie)!s}"
     matrix = structure.lattice.matrix
     if not np.isfinite(matrix).all() or not np.isfinite(structure.frac_coords).all():

@@ -1,0 +1,128 @@
+"""Benchmark structure ingest: structures/s into SQLite and PostgreSQL, dedup on and off.
+
+    OMP_NUM_THREADS=1 python3 bench/ingest.py --n 20000
+    python3 bench/ingest.py --n 2000 --cif      # also end-to-end from a zip of CIF files
+
+Structures come from hamdb.io.structure_samples.mixed_stream: 2-40 atoms, mixed chemistries,
+~20 % copies of earlier crystals (rotated/translated/permuted/supercells) and ~20 % strained
+variants. Generation is not timed. Each run gets a fresh database (a SQLite file, a fresh
+PostgreSQL schema) and prints structures/s and where the time goes (read/parse, validate,
+symmetry, matching, database). Target (issue 3): >= 1,000 structures/s with dedup on
+PostgreSQL on 2 cores. Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import uuid
+import zipfile
+from pathlib import Path
+
+POSTGRES_URL = os.environ.get(
+    "HAMDB_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def fresh_database(kind: str, folder: Path) -> tuple[str, object]:
+    """(url, cleanup) for a migrated, empty database of `kind` ('sqlite' | 'postgresql')."""
+    import sqlalchemy as sa
+
+    from hamdb.db.engine import dispose_all
+    from hamdb.db.migrate import upgrade
+
+    if kind == "sqlite":
+        path = folder / f"bench-{uuid.uuid4().hex[:8]}.sqlite"
+        url = f"sqlite:///{path}"
+        upgrade(url)
+        return url, lambda: (dispose_all(), path.unlink(missing_ok=True))
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(POSTGRES_URL, poolclass=sa.pool.NullPool)
+    with admin.begin() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    url = (
+        sa.make_url(POSTGRES_URL)
+        .update_query_dict({"options": f"-csearch_path={schema}"})
+        .render_as_string(hide_password=False)
+    )
+    upgrade(url)
+
+    def cleanup() -> None:
+        dispose_all()
+        with admin.begin() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+    return url, cleanup
+
+
+def run(kind: str, items: list, dedup: bool, folder: Path, batch_size: int) -> dict:
+    from sqlalchemy.orm import Session
+
+    from hamdb.db.engine import make_engine
+    from hamdb.io.structure_ingest import ingest
+
+    url, cleanup = fresh_database(kind, folder)
+    try:
+        with Session(make_engine(url), expire_on_commit=False) as session:
+            report = ingest(session, items, dedup=dedup, batch_size=batch_size)
+    finally:
+        cleanup()
+    return {"kind": kind, "dedup": dedup, **report.as_dict()}
+
+
+def print_row(label: str, result: dict) -> None:
+    seconds = result["seconds"]
+    rate = result["seen"] / seconds if seconds else 0.0
+    stages = "  ".join(f"{k} {v:6.2f}s" for k, v in result["timings"].items())
+    print(
+        f"{label:<28} {rate:8.0f} structures/s  ({result['seen']} in {seconds:.1f} s; "
+        f"{result['inserted']} rows, {result['duplicates']} copies, {result['fits']} fits)"
+    )
+    print(f"{'':<28} {stages}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=20000, help="structures (default 20000)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--sqlite-only", action="store_true", help="skip PostgreSQL")
+    parser.add_argument(
+        "--cif", action="store_true", help="also ingest end-to-end from a zip of CIF files"
+    )
+    args = parser.parse_args()
+
+    from hamdb.io.structure_samples import mixed_stream
+
+    start = time.perf_counter()
+    items = list(mixed_stream(args.n, args.seed))
+    print(
+        f"generated {len(items)} structures in {time.perf_counter() - start:.1f} s "
+        f"(not timed below); OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
+        f"{os.cpu_count()} CPUs"
+    )
+    kinds = ["sqlite"] if args.sqlite_only else ["sqlite", "postgresql"]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for kind in kinds:
+            for dedup in (True, False):
+                result = run(kind, items, dedup, folder, args.batch_size)
+                print_row(f"{kind} dedup={'on' if dedup else 'off'}", result)
+        if args.cif:
+            from hamdb.io.structures import read_structures
+
+            archive = folder / "structures.zip"
+            with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+                for structure, _, source_id in items:
+                    zipped.writestr(f"cif/{int(source_id):07d}.cif", structure.to(fmt="cif"))
+            for kind in kinds:
+                result = run(kind, read_structures([archive]), True, folder, args.batch_size)
+                print_row(f"{kind} dedup=on from CIF zip", result)
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

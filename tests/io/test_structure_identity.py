@@ -1,0 +1,76 @@
+"""The fast identity checks agree with pymatgen's public StructureMatcher.fit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pymatgen.analysis.structure_matcher import StructureMatcher
+
+from hamdb.io.structure_identity import (
+    SAME_MATERIAL,
+    SAME_STRUCTURE,
+    Block,
+    Crystal,
+    Matcher,
+    _fits,
+    symmetry_of,
+)
+from hamdb.io.structure_samples import copy_of, prototype_structures, random_crystal, strained
+
+
+def pairs():
+    rng = np.random.default_rng(7)
+    protos = prototype_structures()
+    low = random_crystal(rng, 9, ["Bi", "Se", "Te"])
+    out = []
+    for base in (protos["Bi2Se3"], protos["GaAs"], protos["Al2O3"], low):
+        out.append((base, copy_of(base, rng)))
+        out.append((base, base * (1, 2, 1)))
+        for fraction in (0.01, 0.03, 0.08, 0.25):
+            out.append((base, strained(base, fraction)))
+        sheared = base.copy()
+        sheared.apply_strain([0.06, -0.04, 0.0])
+        out.append((base, sheared))
+        squashed = base.copy()
+        squashed.apply_strain([0.35, -0.2, 0.0])
+        out.append((base, squashed))
+        jiggled = base.copy()
+        jiggled.perturb(0.08)
+        out.append((base, jiggled))
+    return out
+
+
+@pytest.mark.parametrize("tolerances", [SAME_STRUCTURE, SAME_MATERIAL], ids=["tight", "mp"])
+def test_cached_fit_equals_public_fit(tolerances):
+    reference = StructureMatcher(**tolerances)
+    matcher = Matcher()
+    ours = matcher.tight if tolerances is SAME_STRUCTURE else matcher.loose
+    outcomes = []
+    for one, other in pairs():
+        a, b = Crystal(one), Crystal(other)
+        if tolerances is SAME_STRUCTURE:
+            fast = _fits(ours, a.reduced(), b.reduced())
+        else:
+            fast = _fits(ours, a.normalized(), b.normalized())
+        expected = reference.fit(one, other)
+        assert fast == expected, (one.formula, tolerances)
+        outcomes.append(expected)
+    assert any(outcomes) and not all(outcomes)  # the pairs exercise both answers
+
+
+def test_prefilters_never_hide_a_public_match():
+    """Every pair the public fit calls equal also passes Matcher.match (filters included)."""
+    reference_tight = StructureMatcher(**SAME_STRUCTURE)
+    reference_loose = StructureMatcher(**SAME_MATERIAL)
+    for one, other in pairs():
+        if symmetry_of(one)[0] != symmetry_of(other)[0]:
+            continue  # another block: never compared, by design
+        block = Block()
+        block.add(Crystal(one), "stored", founder=True)
+        found = Matcher().match(Crystal(other), block)
+        if reference_tight.fit(one, other):
+            assert found.same == "stored"
+        elif reference_loose.fit(one, other):
+            assert found.material == "stored" or found.same == "stored"
+        else:
+            assert found.same is None and found.material is None
