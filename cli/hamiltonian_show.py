@@ -10,17 +10,23 @@ import click
 from hamdb.cli.options import echo_json, json_option
 
 FORMATS = ("hamdb", "openmx", "deeph", "wannier90", "siesta", "tbmodels")
+SHOWN = ("formula", "basis", "shells", "spin", "n_orbitals", "n_states", "n_edges", "overlap",
+         "n_electrons", "fermi_level_ev", "hermiticity_error_ev", "gap_ev", "direct_gap_ev",
+         "gap_mesh", "origin", "kind", "method", "uri")  # fmt: skip
 
 
 @click.command("show")
 @click.argument("source")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
               help="File format (default: from the file name).")  # fmt: skip
-@click.option("--mesh", type=click.IntRange(1), default=6, show_default=True,
-              help="k-points per periodic direction for the gap.")  # fmt: skip
+@click.option("--mesh", type=click.IntRange(1), default=None,
+              help="k-points per periodic direction for the gap "
+                   "(default: about 200 k-points in all).")  # fmt: skip
 @json_option
 @click.pass_context
-def command(ctx: click.Context, source: str, fmt: str | None, mesh: int, as_json: bool) -> None:
+def command(
+    ctx: click.Context, source: str, fmt: str | None, mesh: int | None, as_json: bool
+) -> None:
     """Summary of the Hamiltonian in SOURCE (a file, or a hamiltonians row ID): structure,
     basis, orbitals per element, spin kind, edges, overlap, electrons, hermiticity error and
     the band gap on a Γ-centred mesh (when the electron count is known).
@@ -40,14 +46,12 @@ def command(ctx: click.Context, source: str, fmt: str | None, mesh: int, as_json
         echo_json(summary)
         return
     click.echo(f"{source}: {ham!r}")
-    for key in ("formula", "basis", "shells", "spin", "n_orbitals", "n_states", "n_edges",
-                "overlap", "n_electrons", "fermi_level_ev", "hermiticity_error_ev",
-                "gap_ev", "direct_gap_ev", "gap_mesh", "origin", "kind", "method", "uri"):  # fmt: skip
+    for key in SHOWN:
         if key in summary:
             click.echo(f"  {key:<22}{summary[key]}")
 
 
-def summarize(ham: Any, mesh: int) -> dict[str, Any]:
+def summarize(ham: Any, mesh: int | None) -> dict[str, Any]:
     """The fields `show` prints: sizes, hermiticity error (eV), gap on a mesh (eV)."""
     import numpy as np
 
@@ -72,7 +76,8 @@ def summarize(ham: Any, mesh: int) -> dict[str, Any]:
     }
     if ham.n_electrons > 0:
         periodic = np.abs(ham.edges[:, 2:]).max(axis=0) > 0
-        grid = tuple(mesh if p else 1 for p in periodic)
+        n = mesh or max(2, round(200 ** (1 / max(1, int(periodic.sum())))))
+        grid = tuple(n if p else 1 for p in periodic)
         eigs = eigenvalues(ham, kmesh(grid))  # type: ignore[arg-type]
         gap, direct = band_gap(eigs, n_occupied(ham))
         out["gap_ev"], out["direct_gap_ev"] = float(gap), float(direct)
