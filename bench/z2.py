@@ -57,11 +57,32 @@ def _inas():  # type: ignore[no-untyped-def]
     return read_hamiltonian(path, "tbmodels", **opts), 6
 
 
+GPAW_CACHE = Path(tempfile.gettempdir()) / "hamdb-bench-gpaw-si-soc.h5"
+
+
+def _gpaw_si():  # type: ignore[no-untyped-def]
+    """Si (diamond, 2 atoms) from hamdb's GPAW LCAO dzp + SOC generator (~1.5 min, cached)."""
+    from hamdb.io.formats import read_hamiltonian, write_hamiltonian
+
+    if not GPAW_CACHE.exists():
+        from pymatgen.core import Lattice, Structure
+
+        from hamdb.dft.gpaw_lcao import LcaoSettings, compute
+
+        si = Structure(
+            Lattice.from_parameters(3.867, 3.867, 3.867, 60, 60, 60),
+            ["Si", "Si"], [[0, 0, 0], [0.25, 0.25, 0.25]],
+        )  # fmt: skip
+        write_hamiltonian(compute(si, LcaoSettings(kdensity=2.0)).h_soc, GPAW_CACHE, "hamdb")
+    return read_hamiltonian(GPAW_CACHE, "hamdb"), 8
+
+
 CASES = {
     "fkm": ("Fu–Kane–Mele δt1=0.4 (3D, analytic)", lambda: (fu_kane_mele(delta_t1=0.4), 2)),
     "bi": ("Bi(111) bilayer, SIESTA SZP + S (2D)", _bi),
     "mos2": ("1T'-MoS2, Wannier90 (2D)", _mos2),
     "inas": ("InAs, TBmodels Wannier (3D)", _inas),
+    "gpaw-si": ("Si, GPAW LCAO dzp + SOC + S (3D)", _gpaw_si),
 }
 
 

@@ -37,9 +37,9 @@ class WccSettings:
     pos_tol: float = 0.01
     gap_tol: float = 0.3
     move_tol: float = 0.3
-    num_lines: int = 11
+    num_lines: int = 7
     min_neighbour_dist: float = 0.001
-    k_start: int = 16
+    k_start: int = 12
     k_max: int = 256
     max_lines: int = 200
     adaptive: bool = True
