@@ -82,10 +82,7 @@ def command(
         from pymatgen.core import Structure
 
         reader_options["structure"] = Structure.from_file(structure_file)
-    try:
-        ham = read_hamiltonian(path, fmt, **reader_options)
-    except TypeError as exc:  # an option the reader does not take
-        raise InputError(f"{path}: {exc}") from None
+    ham = read_hamiltonian(path, fmt, **reader_options)
     method = method or f"import:{fmt}"
     store = HamiltonianStore(project.store_path)
     settings = {"file": str(path), "format": fmt,

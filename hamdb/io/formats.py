@@ -80,11 +80,13 @@ def read_hamiltonian(path: Path | str, format: str | None = None, **options: Any
     """Read a Hamiltonian file of any supported format into the canonical `Hamiltonian`."""
     fmt = format or guess_format(path)
     module = _module(fmt)
-    if fmt == "hamdb":
-        if options:
-            raise InputError(f"format hamdb takes no options (got {', '.join(options)})")
-        return module.read_h5(path)
-    return module.read(path, **options)
+    reader = module.read_h5 if fmt == "hamdb" else module.read
+    try:
+        return reader(path, **options)
+    except TypeError as exc:
+        if "unexpected keyword argument" not in str(exc):
+            raise
+        raise InputError(f"{path}: the {fmt} reader {str(exc).split(' ', 1)[1]}") from None
 
 
 def write_hamiltonian(ham: Hamiltonian, path: Path | str, format: str, **options: Any) -> Path:

@@ -62,3 +62,11 @@ def test_foreign_h5_needs_a_format(tmp_path: Path) -> None:
         f["x"] = 1
     with pytest.raises(InputError, match="neither hamdb nor TBmodels"):
         read_hamiltonian(path)
+
+
+def test_unknown_option_is_a_user_error(topology_testdata: Path) -> None:
+    hsx = topology_testdata / "sisl-files" / "Bi_hexagonal" / "Bi_hexagonal.HSX"
+    with pytest.raises(
+        InputError, match=r"siesta reader got an unexpected keyword argument 'species'"
+    ):
+        read_hamiltonian(hsx, species=["Bi"])
