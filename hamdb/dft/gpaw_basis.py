@@ -50,11 +50,11 @@ _DESIGN_HARMONICS: dict[int, list[dict[tuple[int, int, int], float]]] = {
 
 
 def _evaluate(poly: Iterable[tuple[float, tuple[int, int, int]]], xyz: np.ndarray) -> np.ndarray:
-    return sum(c * np.prod(xyz**np.array(n), axis=1) for c, n in poly)
+    return sum(c * np.prod(xyz ** np.array(n), axis=1) for c, n in poly)
 
 
 @cache
-def gpaw_to_design(l: int) -> tuple[tuple[int, ...], tuple[float, ...]]:
+def gpaw_to_design(ell: int) -> tuple[tuple[int, ...], tuple[float, ...]]:
     """(perm, signs) with design[m] = signs[m] · gpaw[perm[m]] for the 2l+1 orbitals of one shell.
 
     Found by projecting each DESIGN harmonic on GPAW's `YL` polynomials at random points:
@@ -62,20 +62,20 @@ def gpaw_to_design(l: int) -> tuple[tuple[int, ...], tuple[float, ...]]:
     """
     from gpaw.sphere.spherical_harmonics import YL
 
-    if l not in _DESIGN_HARMONICS:
-        raise DFTError(f"no DESIGN order defined for l={l} (GPAW basis shell with l > 3)")
+    if ell not in _DESIGN_HARMONICS:
+        raise DFTError(f"no DESIGN order defined for l={ell} (GPAW basis shell with l > 3)")
     rng = np.random.default_rng(7)
     xyz = rng.normal(size=(64, 3))
     xyz /= np.linalg.norm(xyz, axis=1, keepdims=True)
-    gpaw = [_evaluate(YL[l * l + m], xyz) for m in range(2 * l + 1)]
+    gpaw = [_evaluate(YL[ell * ell + m], xyz) for m in range(2 * ell + 1)]
     perm, signs = [], []
-    for target in _DESIGN_HARMONICS[l]:
+    for target in _DESIGN_HARMONICS[ell]:
         t = _evaluate(((c, n) for n, c in target.items()), xyz)
         t /= np.linalg.norm(t)
         overlaps = [float(g @ t / np.linalg.norm(g)) for g in gpaw]
         best = int(np.argmax(np.abs(overlaps)))
         if abs(abs(overlaps[best]) - 1.0) > 1e-8:
-            raise DFTError(f"GPAW's l={l} harmonics do not contain DESIGN harmonic {target}")
+            raise DFTError(f"GPAW's l={ell} harmonics do not contain DESIGN harmonic {target}")
         perm.append(best)
         signs.append(float(np.sign(overlaps[best])))
     return tuple(perm), tuple(signs)
@@ -85,11 +85,11 @@ def orbital_map(shell_ls: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """(index, sign) arrays for one atom: design orbital o = sign[o] · GPAW orbital index[o]."""
     index, sign = [], []
     start = 0
-    for l in shell_ls:
-        perm, signs = gpaw_to_design(l)
+    for ell in shell_ls:
+        perm, signs = gpaw_to_design(ell)
         index.extend(start + p for p in perm)
         sign.extend(signs)
-        start += 2 * l + 1
+        start += 2 * ell + 1
     return np.array(index, dtype=np.int64), np.array(sign)
 
 

@@ -108,12 +108,16 @@ def validate_structure(structure: Structure, settings: LcaoSettings | None = Non
     if len(structure) == 0:
         raise DFTError("structure has no atoms")
     if not structure.is_ordered:
-        raise DFTError("structure is disordered (partial occupancies): GPAW needs one species per site")
+        raise DFTError(
+            "structure is disordered (partial occupancies): GPAW needs one species per site"
+        )
     dmat = structure.distance_matrix + np.eye(len(structure)) * 1e9
     images = _self_image_distance(structure)
     dmin = min(float(dmat.min()), images)
     if dmin < MIN_DISTANCE_ANGSTROM:
-        raise DFTError(f"atoms overlap: two sites are {dmin:.3f} Å apart (< {MIN_DISTANCE_ANGSTROM} Å)")
+        raise DFTError(
+            f"atoms overlap: two sites are {dmin:.3f} Å apart (< {MIN_DISTANCE_ANGSTROM} Å)"
+        )
     gpaw_basis([s.specie.symbol for s in structure], settings.basis, settings.xc)
 
 
@@ -149,7 +153,7 @@ def _atoms(structure: Structure) -> Any:
 def _translations(cell: np.ndarray, radius: float) -> np.ndarray:
     """All integer R with |R·cell| possibly ≤ radius (a box from the reciprocal norms)."""
     recip = np.linalg.inv(cell).T  # rows b_c / 2π
-    n = [int(math.ceil(radius * np.linalg.norm(b))) + 1 for b in recip]
+    n = [math.ceil(radius * np.linalg.norm(b)) + 1 for b in recip]
     grid = np.array(np.meshgrid(*[np.arange(-m, m + 1) for m in n], indexing="ij"))
     return grid.reshape(3, -1).T
 
@@ -176,10 +180,12 @@ def needed_translations(
     Lc = L @ cell
     # touch[i][a] = L indices where atom a's projector sphere at τ_a + L meets orbital sphere i
     touch = [
-        [np.nonzero(np.linalg.norm(cart[a] + Lc - cart[i], axis=1) < rc[i] + rp[a] + margin)[0]
-         for a in range(nat)]
+        [
+            np.nonzero(np.linalg.norm(cart[a] + Lc - cart[i], axis=1) < rc[i] + rp[a] + margin)[0]
+            for a in range(nat)
+        ]
         for i in range(nat)
-    ]  # fmt: skip
+    ]
     result: dict[tuple[int, int], np.ndarray] = {}
     for i in range(nat):
         for j in range(nat):
@@ -242,6 +248,8 @@ def run_scf(structure: Structure, settings: LcaoSettings) -> tuple[Any, tuple[in
         atoms.get_potential_energy()
     except KohnShamConvergenceError:
         raise DFTError(f"SCF did not converge in {settings.maxiter} iterations") from None
+    # Later fixed-density runs must reuse this very grid (they recompute it from h otherwise).
+    atoms.calc.parameters["h"] = None
     return atoms.calc, mesh
 
 
@@ -261,60 +269,90 @@ def soc_operators(calc: Any) -> dict[int, np.ndarray]:
     return out
 
 
-def _k_matrices(fz: Any, soc_aH: dict[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(kpts, M_g(k) spinor H⊗σ0 + V_so in eV, S_g(k)) of a fixed-density calculator, GPAW phase."""
-    from gpaw.utilities.tools import tri2full
+class _KMatrices:
+    """GPAW's LCAO matrices at arbitrary k on the converged SCF potential, without a new run.
 
-    wfs, ham = fz.wfs, fz.hamiltonian
-    vt_xMM = wfs.basis_functions.calculate_potential_matrices(ham.vt_sG[0])
-    nao = wfs.setups.nao
-    nk = len(wfs.kpt_u)
-    M = np.zeros((nk, 2 * nao, 2 * nao), complex)
-    S = np.empty((nk, nao, nao), complex)
-    for n, kpt in enumerate(wfs.kpt_u):
-        H = np.array(wfs.eigensolver.calculate_hamiltonian_matrix(ham, wfs, kpt, vt_xMM, root=-1), complex)
-        tri2full(H)
-        s = np.array(wfs.S_qMM[kpt.q], complex)
-        tri2full(s)
-        S[n] = s
-        H *= HARTREE_EV
-        M[n, 0::2, 0::2] = H
-        M[n, 1::2, 1::2] = H
-        for a, Hso in soc_aH.items():
-            P = wfs.P_aqMi[a][kpt.q]
+    The pieces are GPAW's own: the real-space potential matrices per cell displacement
+    (`calculate_potential_matrices`, k-independent), the two-centre integrals S, T and
+    projector overlaps P at the requested k (`ManyTCICalculator`), and the PAW corrections
+    dH (`hamiltonian.dH_asp`), dS (`setups[a].dO_ii`), assembled exactly as GPAW's
+    `DirectLCAO.calculate_hamiltonian_matrix` does, in GPAW's phase convention.
+    """
+
+    def __init__(self, calc: Any, soc_aH: dict[int, np.ndarray] | None) -> None:
+        """soc_aH None: overlap only (no converged potential needed)."""
+        from gpaw.utilities import unpack_hermitian
+
+        wfs, ham = calc.wfs, calc.hamiltonian
+        self.wfs = wfs
+        self.nao = wfs.setups.nao
+        self.dS_aii = {a: wfs.setups[a].dO_ii for a in range(len(wfs.setups))}
+        self.soc_aH = soc_aH
+        self.soc_s = 0.0  # wall time of the SOC projection P (σ·L) P†
+        if soc_aH is not None:
+            if wfs.dtype != complex:
+                raise DFTError("the SCF ran at Γ only (real wave functions): raise --kdensity")
+            self.vt_xMM = wfs.basis_functions.calculate_potential_matrices(ham.vt_sG[0])
+            self.sdisp_xc = wfs.basis_functions.sdisp_xc
+            self.dH_aii = {a: unpack_hermitian(ham.dH_asp[a][0]) for a in range(len(wfs.setups))}
+
+    def __call__(self, kpts: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+        """(M_g(k) spinor H⊗σ0 + V_so in eV or None, S_g(k)) at `kpts`, GPAW's phase."""
+        wfs, nao = self.wfs, self.nao
+        manytci = wfs.tciexpansions.get_manytci_calculator(
+            wfs.setups, wfs.gd, wfs.spos_ac, np.asarray(kpts, float), complex, wfs.timer
+        )
+        S, T = manytci.O_qMM_T_qMM(wfs.gd.comm, 0, nao, False)
+        P_aqMi = manytci.P_aqMi(list(range(len(wfs.setups))))
+        for a, P_qMi in P_aqMi.items():
+            P = np.asarray(P_qMi)
+            S += P @ self.dS_aii[a] @ P.conj().transpose(0, 2, 1)
+        if self.soc_aH is None:
+            return None, S
+        phase = np.exp(2j * np.pi * kpts @ self.sdisp_xc[1:].T)
+        X = 0.5 * self.vt_xMM[0] + np.einsum("kx,xMN->kMN", phase, self.vt_xMM[1:], optimize=True)
+        M = np.zeros((len(kpts), 2 * nao, 2 * nao), complex)
+        for a, P_qMi in P_aqMi.items():
+            P = np.asarray(P_qMi)
+            Pd = P.conj().transpose(0, 2, 1)
+            X += 0.5 * P @ self.dH_aii[a] @ Pd
+            t0 = time.perf_counter()
             for s1 in range(2):
                 for s2 in range(2):
-                    M[n, s1::2, s2::2] += P @ Hso[s1, s2] @ P.conj().T
-    return wfs.kd.ibzk_kc.copy(), M, S
+                    M[:, s1::2, s2::2] += P @ self.soc_aH[a][s1, s2] @ Pd
+            self.soc_s += time.perf_counter() - t0
+        H = (X + X.conj().transpose(0, 2, 1) + T) * HARTREE_EV
+        M[:, 0::2, 0::2] += H
+        M[:, 1::2, 1::2] += H
+        return M, S
 
 
 def _full_zone(
-    calc: Any, mesh: Sequence[int], soc_aH: dict[int, np.ndarray], pairs: dict, slices: list[slice]
+    matrices: _KMatrices, mesh: Sequence[int], pairs: dict, slices: list[slice]
 ) -> tuple[dict, dict]:
-    """Accumulate H(R) (spinor) and S(R) per pair over the mesh, in chunks of fixed-density runs."""
+    """H(R) (spinor; empty in overlap-only mode) and S(R) per pair by the inverse Bloch
+    transform over the Γ-centred mesh, k-points in chunks of K_CHUNK."""
     grid = np.array(np.meshgrid(*[np.arange(n) / n for n in mesh], indexing="ij")).reshape(3, -1).T
     nk = len(grid)
-    acc_h = {p: np.zeros((len(R), 2 * (slices[p[0]].stop - slices[p[0]].start),
-                          2 * (slices[p[1]].stop - slices[p[1]].start)), complex)
-             for p, R in pairs.items()}  # fmt: skip
-    acc_s = {p: np.zeros((len(R), slices[p[0]].stop - slices[p[0]].start,
-                          slices[p[1]].stop - slices[p[1]].start), complex)
-             for p, R in pairs.items()}  # fmt: skip
+    n = [sl.stop - sl.start for sl in slices]
+    with_h = matrices.soc_aH is not None
+    acc_h = (
+        {p: np.zeros((len(R), 2 * n[p[0]], 2 * n[p[1]]), complex) for p, R in pairs.items()}
+        if with_h
+        else {}
+    )
+    acc_s = {p: np.zeros((len(R), n[p[0]], n[p[1]]), complex) for p, R in pairs.items()}
     for start in range(0, nk, K_CHUNK):
-        chunk = grid[start : start + K_CHUNK]
-        fz = calc.fixed_density(kpts=chunk, symmetry="off", txt=None)
-        kpts, M, S = _k_matrices(fz, soc_aH)
-        if not np.allclose(kpts, chunk, atol=1e-10):
-            raise DFTError("GPAW reordered the k-points of the full-zone pass")
+        kpts = grid[start : start + K_CHUNK]
+        M, S = matrices(kpts)
         for (i, j), R in pairs.items():
             phase = np.exp(2j * np.pi * (kpts @ R.T)).T / nk  # (nR, nk), GPAW's e^{-ikR} undone
             si, sj = slices[i], slices[j]
-            ssi = slice(2 * si.start, 2 * si.stop)
-            ssj = slice(2 * sj.start, 2 * sj.stop)
-            blk = M[:, ssi, ssj]
-            acc_h[(i, j)] += (phase @ blk.reshape(len(kpts), -1)).reshape(acc_h[(i, j)].shape)
             blk = S[:, si, sj]
             acc_s[(i, j)] += (phase @ blk.reshape(len(kpts), -1)).reshape(acc_s[(i, j)].shape)
+            if M is not None:
+                blk = M[:, 2 * si.start : 2 * si.stop, 2 * sj.start : 2 * sj.stop]
+                acc_h[(i, j)] += (phase @ blk.reshape(len(kpts), -1)).reshape(acc_h[(i, j)].shape)
     return acc_h, acc_s
 
 
@@ -324,6 +362,55 @@ def _projector_cutoffs(calc: Any) -> list[float]:
 
 def _orbital_cutoffs(calc: Any) -> list[float]:
     return [max(bf.rc for bf in s.basis.bf_j) * BOHR_ANGSTROM for s in calc.wfs.setups]
+
+
+def _layout(
+    structure: Structure, calc: Any, settings: LcaoSettings
+) -> tuple[Any, list[slice], dict, tuple]:
+    """(basis, per-site orbital slices, needed R per pair, full-zone mesh) checked against GPAW."""
+    species = [s.specie.symbol for s in structure]
+    basis = gpaw_basis(species, settings.basis, settings.xc)
+    starts = np.concatenate([[0], np.cumsum(basis.orbital_counts(species))])
+    slices = [slice(int(starts[i]), int(starts[i + 1])) for i in range(len(species))]
+    if int(starts[-1]) != calc.wfs.setups.nao:
+        raise DFTError(f"GPAW has {calc.wfs.setups.nao} orbitals, basis {basis.name} {starts[-1]}")
+    pairs = needed_translations(
+        structure.frac_coords,
+        structure.lattice.matrix,
+        _orbital_cutoffs(calc),
+        _projector_cutoffs(calc),
+    )
+    mesh = tuple(settings.mesh) if settings.mesh else required_mesh(pairs)
+    check_mesh(pairs, mesh)
+    return basis, slices, pairs, mesh
+
+
+def _blocks(
+    structure: Structure, basis: Any, slices: list[slice], pairs: dict, acc_h: dict, acc_s: dict
+) -> tuple[dict, dict, dict]:
+    """(non-SOC H, SOC H, S) blocks per (i, j, R) in DESIGN orbital order and signs."""
+    species = [s.specie.symbol for s in structure]
+    index, sign = cell_orbital_map(species, basis)
+    h_none, h_soc, s_blocks = {}, {}, {}
+    for (i, j), R in pairs.items():
+        oi = index[slices[i]] - slices[i].start
+        oj = index[slices[j]] - slices[j].start
+        sij = np.outer(sign[slices[i]], sign[slices[j]])
+        si2 = np.stack([2 * oi, 2 * oi + 1], 1).ravel()
+        sj2 = np.stack([2 * oj, 2 * oj + 1], 1).ravel()
+        sij2 = np.kron(sij, np.ones((2, 2)))
+        for r, Rv in enumerate(R):
+            key = (i, j, tuple(int(x) for x in Rv))
+            s_blocks[key] = (acc_s[(i, j)][r][np.ix_(oi, oj)] * sij).real
+            if acc_h:
+                hs = acc_h[(i, j)][r][np.ix_(si2, sj2)] * sij2
+                h_soc[key] = hs
+                # the spin average: V_so is traceless in spin, so this is exactly H(R)
+                h_none[key] = 0.5 * (hs[0::2, 0::2] + hs[1::2, 1::2])
+    worst = max((float(np.abs(b.imag).max()) for b in h_none.values()), default=0.0)
+    if worst > 1e-6:
+        raise DFTError(f"non-SOC H(R) has imaginary parts up to {worst:.1e} eV (phase convention?)")
+    return {k: b.real for k, b in h_none.items()}, h_soc, s_blocks
 
 
 def compute(structure: Structure, settings: LcaoSettings | None = None) -> LcaoResult:
@@ -337,59 +424,72 @@ def compute(structure: Structure, settings: LcaoSettings | None = None) -> LcaoR
     calc, scf_mesh = run_scf(structure, settings)
     timings.scf_s = time.perf_counter() - t0
 
-    species = [s.specie.symbol for s in structure]
-    basis = gpaw_basis(species, settings.basis, settings.xc)
-    counts = basis.orbital_counts(species)
-    starts = np.concatenate([[0], np.cumsum(counts)])
-    slices = [slice(int(starts[i]), int(starts[i + 1])) for i in range(len(species))]
-    if int(starts[-1]) != calc.wfs.setups.nao:
-        raise DFTError(f"GPAW has {calc.wfs.setups.nao} orbitals, basis {basis.name} {starts[-1]}")
-    pairs = needed_translations(
-        structure.frac_coords, structure.lattice.matrix, _orbital_cutoffs(calc), _projector_cutoffs(calc)
-    )
-    mesh = tuple(settings.mesh) if settings.mesh else required_mesh(pairs)
-    check_mesh(pairs, mesh)
-
+    basis, slices, pairs, mesh = _layout(structure, calc, settings)
     t0 = time.perf_counter()
-    soc_aH = soc_operators(calc)
-    timings.soc_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    acc_h, acc_s = _full_zone(calc, mesh, soc_aH, pairs, slices)
-    timings.full_zone_s = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    index, sign = cell_orbital_map(species, basis)
-    h_none, h_soc, s_blocks = {}, {}, {}
-    for (i, j), R in pairs.items():
-        oi = index[slices[i]] - starts[i]
-        oj = index[slices[j]] - starts[j]
-        gi, gj = sign[slices[i]], sign[slices[j]]
-        si2 = np.stack([2 * oi, 2 * oi + 1], 1).ravel()
-        sj2 = np.stack([2 * oj, 2 * oj + 1], 1).ravel()
-        for r, Rv in enumerate(R):
-            key = (i, j, tuple(int(x) for x in Rv))
-            hs = acc_h[(i, j)][r][np.ix_(si2, sj2)] * np.outer(np.repeat(gi, 2), np.repeat(gj, 2))
-            sb = acc_s[(i, j)][r][np.ix_(oi, oj)] * np.outer(gi, gj)
-            h_soc[key] = hs
-            h_none[key] = 0.5 * (hs[0::2, 0::2] + hs[1::2, 1::2]).real
-            s_blocks[key] = sb.real
-    timings.soc_s += 0.0
-    nel = float(calc.wfs.nvalence)
-    efermi = float(calc.get_fermi_level())
+    matrices = _KMatrices(calc, soc_operators(calc))
     efermi_soc = float(soc_eigenstates(calc).fermi_level)
+    t1 = time.perf_counter()
+    acc_h, acc_s = _full_zone(matrices, mesh, pairs, slices)
+    t2 = time.perf_counter()
+    timings.soc_s = (t1 - t0) + matrices.soc_s
+    timings.full_zone_s = (t2 - t1) - matrices.soc_s
+
+    h_none, h_soc, s_blocks = _blocks(structure, basis, slices, pairs, acc_h, acc_s)
     origin = {
         "code": "gpaw",
         "version": gpaw.__version__,
         "method": settings.method,
         "settings": {**settings.as_dict(), "scf_mesh": list(scf_mesh), "mesh": list(mesh)},
     }
-    common = {"n_electrons": nel, "origin": origin}
-    ham_none = Hamiltonian.from_blocks(structure, basis, "none", h_none, s_blocks,
-                                       fermi_level_ev=efermi, **common)  # fmt: skip
-    ham_soc = Hamiltonian.from_blocks(structure, basis, "soc", h_soc, s_blocks,
-                                      fermi_level_ev=efermi_soc, **common)  # fmt: skip
-    timings.transform_s = time.perf_counter() - t0
+    common = {"n_electrons": float(calc.wfs.nvalence), "origin": origin}
+    ham_none = Hamiltonian.from_blocks(
+        structure,
+        basis,
+        "none",
+        h_none,
+        s_blocks,
+        fermi_level_ev=float(calc.get_fermi_level()),
+        **common,
+    )
+    ham_soc = Hamiltonian.from_blocks(
+        structure, basis, "soc", h_soc, s_blocks, fermi_level_ev=efermi_soc, **common
+    )
+    timings.transform_s = time.perf_counter() - t2
     return LcaoResult(ham_none, ham_soc, scf_mesh, mesh, timings, calc)  # type: ignore[arg-type]
+
+
+def compute_overlap(structure: Structure, settings: LcaoSettings | None = None) -> Hamiltonian:
+    """The exact PAW overlap S(R) of GPAW's basis for `structure`, without an SCF.
+
+    Returned as a spinless Hamiltonian whose H blocks are zero (only `s` is meaningful), on the
+    edges a DFT run would have: e.g. to attach the true S to a predicted H. Costs GPAW's setup
+    and the two-centre integrals on the full-zone mesh.
+    """
+    settings = settings or LcaoSettings()
+    validate_structure(structure, settings)
+    atoms = _atoms(structure)
+    calc = _gpaw_calculator(settings, (2, 2, 2))
+    atoms.calc = calc
+    calc.initialize(atoms)
+    calc.set_positions(atoms)
+    basis, slices, pairs, mesh = _layout(structure, calc, settings)
+    _, acc_s = _full_zone(_KMatrices(calc, None), mesh, pairs, slices)
+    _, _, s_blocks = _blocks(structure, basis, slices, pairs, {}, acc_s)
+    zeros = {k: np.zeros_like(b) for k, b in s_blocks.items()}
+    origin = {
+        "code": "gpaw",
+        "overlap_only": True,
+        "settings": {**settings.as_dict(), "mesh": list(mesh)},
+    }
+    return Hamiltonian.from_blocks(
+        structure,
+        basis,
+        "none",
+        zeros,
+        s_blocks,
+        n_electrons=basis.n_valence([s.specie.symbol for s in structure]),
+        origin=origin,
+    )
 
 
 # -- validation -----------------------------------------------------------------------------
