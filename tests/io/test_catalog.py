@@ -99,3 +99,12 @@ def test_real_file_through_the_catalog(session, store, topology_testdata: Path, 
     back = load_hamiltonian(session, store, row.id)
     assert back.n_electrons == 30 and back.s is not None
     assert np.array_equal(back.h, ham.h)
+
+
+def test_same_content_under_two_methods(session, store, synthetic) -> None:
+    ham = synthetic("none")
+    with session.begin():
+        a = save_hamiltonian(session, store, ham, kind="dft", method="a")
+        b = save_hamiltonian(session, store, ham, kind="dft", method="b")
+    assert a.structure_id == b.structure_id and a.uri == b.uri and a.id != b.id
+    assert len(list(store.iter_files())) == 1
