@@ -261,3 +261,45 @@ def require_file(path: Path, what: str = "file") -> Path:
     if not path.exists():
         raise InputError(f"{path}: no such {what}")
     return path
+
+
+def overlap_sign_error(ham: Hamiltonian) -> float:
+    """How far the overlaps S(s on i, p or d shell on j) are from the bond's direction cosines.
+
+    Overlaps are two-centre integrals, so with DESIGN.md's real harmonics (positive
+    coefficients, order m = −l..l) S(s, p) ∝ (y, z, x) and S(s, d) ∝ (√3xy, √3yz, (3z²−1)/2,
+    √3xz, √3(x²−y²)/2) of the unit bond vector τ_j + R − τ_i, whatever the radial functions. A
+    reader with a wrong order or sign of any m breaks it where a symmetry test may not (a sign
+    (−1)^m is the C2z rotation, invisible in any group it commutes with). Returns the largest
+    relative misfit |v − c·pattern|/|v| over s–p and s–d pairs with |v| ≥ 1e-4 (0 if none);
+    a converted file gives its own rounding (≲1e-3), a wrong convention O(1).
+    """
+    if ham.s is None:
+        raise HamiltonianError("overlap_sign_error needs a non-orthogonal Hamiltonian (with S)")
+    lattice = ham.structure.lattice.matrix
+    cart = ham.structure.cart_coords
+    s3 = np.sqrt(3.0)
+    worst = 0.0
+    for e in range(ham.n_edges):
+        i, j, *r = (int(x) for x in ham.edges[e])
+        d = cart[j] + np.array(r) @ lattice - cart[i]
+        if np.linalg.norm(d) < 1e-6:
+            continue
+        x, y, z = d / np.linalg.norm(d)
+        pattern = {
+            1: np.array([y, z, x]),
+            2: np.array([s3 * x * y, s3 * y * z, (3 * z * z - 1) / 2, s3 * x * z,
+                         s3 / 2 * (x * x - y * y)]),
+        }  # fmt: skip
+        block = ham.s_block(e)
+        shells_j = ham.basis.shell_ls(ham.species[j])
+        starts = np.concatenate([[0], np.cumsum([2 * ell + 1 for ell in shells_j])])
+        for a in np.flatnonzero(ham.basis.orbital_ls(ham.species[i]) == 0):
+            for k, ell in enumerate(shells_j):
+                v = block[a, starts[k] : starts[k + 1]]
+                if ell not in pattern or np.linalg.norm(v) < 1e-4:
+                    continue
+                p = pattern[ell]
+                fit = (v @ p) / (p @ p)
+                worst = max(worst, float(np.linalg.norm(v - fit * p) / np.linalg.norm(v)))
+    return worst

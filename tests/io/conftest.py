@@ -80,47 +80,11 @@ def gap_on_mesh(ham: Hamiltonian, n_occupied: int, mesh: tuple[int, int, int]) -
     return float(energies[:, n_occupied].min() - energies[:, n_occupied - 1].max())
 
 
-def two_centre_sign_error(ham: Hamiltonian) -> float:
-    """Largest relative misfit of the overlaps S(s on i, p or d shell on j) to the direction
-    cosines of the bond: positive-coefficient real harmonics in DESIGN.md's order make
-    S(s, p) ∝ (y, z, x) and S(s, d) ∝ (√3xy, √3yz, (3z²−1)/2, √3xz, √3(x²−y²)/2) exactly
-    (two-centre integrals), so a wrong order or sign of any m shows here."""
-    lattice = ham.structure.lattice.matrix
-    cart = ham.structure.cart_coords
-    worst = 0.0
-    for e in range(ham.n_edges):
-        i, j, *r = (int(x) for x in ham.edges[e])
-        d = cart[j] + np.array(r) @ lattice - cart[i]
-        if np.linalg.norm(d) < 1e-6:
-            continue
-        x, y, z = d / np.linalg.norm(d)
-        s3 = np.sqrt(3.0)
-        pattern = {
-            1: np.array([y, z, x]),
-            2: np.array(
-                [s3 * x * y, s3 * y * z, (3 * z * z - 1) / 2, s3 * x * z, s3 / 2 * (x * x - y * y)]
-            ),
-        }
-        block = ham.s_block(e)
-        ls_i = ham.basis.orbital_ls(ham.species[i])
-        shells_j = ham.basis.shell_ls(ham.species[j])
-        starts = np.concatenate([[0], np.cumsum([2 * ell + 1 for ell in shells_j])])
-        for a in np.flatnonzero(ls_i == 0):
-            for k, ell in enumerate(shells_j):
-                if ell not in pattern:
-                    continue
-                v = block[a, starts[k] : starts[k + 1]]
-                if np.linalg.norm(v) < 1e-4:
-                    continue
-                p = pattern[ell]
-                fit = (v @ p) / (p @ p)
-                worst = max(worst, float(np.linalg.norm(v - fit * p) / np.linalg.norm(v)))
-    return worst
-
-
 @pytest.fixture(scope="session")
 def sign_error() -> Callable[[Hamiltonian], float]:
-    return two_centre_sign_error
+    from hamdb.io.common import overlap_sign_error
+
+    return overlap_sign_error
 
 
 @pytest.fixture(scope="session")
