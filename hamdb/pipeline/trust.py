@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from hamdb.pipeline.candidates import candidates_query, fetch, view
+from hamdb.pipeline.uncertainty import Calibration, calibration
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -45,6 +46,7 @@ class ScreenReport:
     table: dict[str, dict[str, int]]  # predicted class -> DFT class -> count
     class_agreement: float | None
     gap_mae_ev: float | None
+    calibration: Calibration | None = None
     rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     @property
@@ -67,6 +69,7 @@ class ScreenReport:
             "class_agreement": self.class_agreement,
             "gap_mae_ev": self.gap_mae_ev,
             "table": self.table,
+            "uncertainty_calibration": self.calibration.as_dict() if self.calibration else None,
         }
 
     def format(self) -> str:
@@ -91,7 +94,10 @@ class ScreenReport:
         if used:
             lines += ["", "predicted \\ DFT " + "".join(f"{c:>9}" for c in used)]
             for p in used:
-                lines.append(f"{p:<16}" + "".join(f"{self.table.get(p, {}).get(c, 0):>9}" for c in used))
+                counts = "".join(f"{self.table.get(p, {}).get(c, 0):>9}" for c in used)
+                lines.append(f"{p:<16}{counts}")
+        if self.calibration is not None:
+            lines += ["", self.calibration.format()]
         return "\n".join(lines)
 
 
@@ -126,6 +132,7 @@ def screen_report(session: Session, model_version_id: int | None = None) -> Scre
         table=table,
         class_agreement=agree / len(rows) if rows else None,
         gap_mae_ev=sum(gap_errors) / len(gap_errors) if gap_errors else None,
+        calibration=calibration(rows),
         rows=rows,
     )
 

@@ -57,13 +57,25 @@ PredictorFactory = Callable[["Project", str], PredictorLike]
 
 
 def load_registry_predictor(project: Project, spec: str) -> PredictorLike:
-    """The registry model `spec` (NAME@VERSION, NAME, or an alias such as 'production')."""
+    """The registry model `spec` (NAME@VERSION, NAME, or an alias such as 'production').
+
+    "PRIMARY+OTHER+OTHER" (e.g. "hamdb@3+hamdb@4+hamdb@5", versions trained with other
+    seeds) stores PRIMARY's predictions with the ensemble's gap spread as their uncertainty
+    (hamdb.pipeline.uncertainty).
+    """
     from hamdb.db.engine import make_engine, session_scope
     from hamdb.ml.inference import Predictor
     from hamdb.store.store import HamiltonianStore
 
+    store = HamiltonianStore(project.store_path)
+    specs = [s for s in spec.split("+") if s] or [spec]
     with session_scope(make_engine(project.database_url)) as session:
-        return Predictor.load(session, HamiltonianStore(project.store_path), spec=spec)
+        loaded = [Predictor.load(session, store, spec=s) for s in specs]
+    if len(loaded) == 1:
+        return loaded[0]
+    from hamdb.pipeline.uncertainty import EnsemblePredictor
+
+    return EnsemblePredictor(loaded[0], loaded[1:])
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,10 @@ UNKNOWN_ELEMENT = "Og"  # the stand-in model "was never trained" on oganesson
 
 
 class StubPredictor:
-    def __init__(self, model_version_id: int, delay_s: float = 0.0) -> None:
+    def __init__(self, model_version_id: int, delay_s: float = 0.0, scale: float = 1.0) -> None:
         self.model_version_id = model_version_id
         self.delay_s = delay_s
+        self.scale = scale  # another "seed": on-site energies scaled
 
     def predict(self, structures: Sequence[Any]) -> list[Hamiltonian]:
         out = []
@@ -38,11 +39,14 @@ class StubPredictor:
             basis = BasisSet("stub-s", {el: (0,) for el in set(species)}, {el: 1.0 for el in species})
             blocks = {}
             for i, el in enumerate(species):
-                e0 = -0.1 * (sum(map(ord, el)) % 17) - 0.01 * i
+                e0 = self.scale * (-0.1 * (sum(map(ord, el)) % 17) - 0.5 * i)
                 blocks[(i, i, (0, 0, 0))] = np.array([[e0, 0.0], [0.0, e0]], dtype=complex)
+                for R in ((1, 0, 0), (0, 1, 0), (0, 0, 1)):  # a 3D crystal: narrow bands
+                    back = (-R[0], -R[1], -R[2])
+                    blocks[(i, i, R)] = blocks[(i, i, back)] = -0.02 * np.eye(2, dtype=complex)
                 j = (i + 1) % len(species)
                 if j != i:
-                    hop = np.array([[-1.0, 0.05j], [0.05j, -1.0]], dtype=complex)
+                    hop = np.array([[-0.05, 0.01j], [0.01j, -0.05]], dtype=complex)
                     blocks[(i, j, (0, 0, 0))] = hop
                     blocks[(j, i, (0, 0, 0))] = hop.conj().T
             if self.delay_s:

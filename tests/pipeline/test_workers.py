@@ -225,3 +225,21 @@ def test_stopped_worker_loses_its_lease_within_the_lease_time(
     finally:
         stuck.kill()
         stuck.wait()
+
+
+def test_screen_after_each_batch_fills_the_candidates_view(
+    project: Any, session: Session, model_version_id: int
+):
+    from hamdb.pipeline.candidates import candidates_query, fetch
+
+    ids = add_structures(session, 5)
+    options = WorkerOptions(model=str(model_version_id), batch=2, screen=True)
+    with claims.writer_lock(project.database_url):
+        stats = run_worker(project, options, factory)
+    assert (stats.done, stats.screened) == (5, 5)
+    session.rollback()
+    rows = fetch(session, candidates_query(only_candidates=False))
+    assert sorted(r["structure_id"] for r in rows) == ids
+    # The stand-in model's bands are atomic levels: an insulator, Z2 trivial, every row.
+    assert {r["z2_class"] for r in rows} == {"trivial"}
+    assert all(r["gap_ev"] > 0.5 and r["uncertainty_ev"] == 0.01 for r in rows)
