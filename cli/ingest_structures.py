@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 import click
 
-from hamdb.cli.options import echo_json, json_option, pass_project
+from hamdb.cli.options import echo_json, json_option, pass_project, workers_option
 from hamdb.config import Project
 
 
@@ -25,6 +25,7 @@ from hamdb.config import Project
     show_default=True,
     help="Structures per transaction.",
 )
+@workers_option
 @json_option
 @pass_project
 def command(
@@ -33,6 +34,7 @@ def command(
     strict: bool,
     no_dedup: bool,
     batch_size: int,
+    workers: int,
     as_json: bool,
 ) -> None:
     """Ingest CIF, POSCAR/CONTCAR, pymatgen JSON, extended XYZ and JSON-lines files, or folders
@@ -42,7 +44,8 @@ def command(
     again, only its source is recorded; a strained variant is a new structure in the same
     material group. Re-running on the same files adds nothing. Bad files are listed with the
     reason and the others go in; the exit code is 1 if any failed. With --strict the first
-    bad file aborts the run and nothing is written.
+    bad file aborts the run and nothing is written. --workers N parses and analyses files in
+    N processes (worth it for thousands of files).
 
     \b
     Examples:
@@ -53,7 +56,7 @@ def command(
 
     from hamdb.db.engine import make_engine
     from hamdb.io.structure_ingest import ingest
-    from hamdb.io.structures import read_structures
+    from hamdb.io.structures import iter_raw_files
 
     with (
         Session(make_engine(project.database_url), expire_on_commit=False) as session,
@@ -61,11 +64,12 @@ def command(
     ):
         report = ingest(
             session,
-            read_structures(paths),
+            iter_raw_files(paths),
             dedup=not no_dedup,
             batch_size=batch_size,
             strict=strict,
             progress=progress,
+            workers=workers,
         )
     if as_json:
         echo_json(report.as_dict())

@@ -63,18 +63,25 @@ LENGTH_TOLERANCE_MATERIAL = 0.50
 _NORMAL_VOLUME_PER_SITE = 10.0
 
 
-def symmetry_of(structure: Structure) -> tuple[int, int]:
-    """(space-group number, sites in the primitive cell) at symprec 0.1 Å, 5°."""
+@dataclass(frozen=True)
+class Symmetry:
+    """What one moyopy call tells: space-group number, primitive size, primitive lattice."""
+
+    number: int
+    n_primitive: int
+    primitive_lattice: np.ndarray  # rows are vectors (Å), not idealised
+
+
+def symmetry_of(structure: Structure) -> Symmetry:
+    """Symmetry at symprec 0.1 Å, angle tolerance 5°; InputError if the search fails."""
     import moyopy
 
     # moyopy logs a warning per non-primitive input about operations it leaves out of the
-    # input-cell basis; hamdb uses only the space-group number and the primitive size.
+    # input-cell basis; hamdb uses only the space-group number and the primitive cell.
     logging.getLogger("moyo").setLevel(logging.ERROR)
-
+    matrix = structure.lattice.matrix
     cell = moyopy.Cell(
-        structure.lattice.matrix.tolist(),
-        structure.frac_coords.tolist(),
-        [specie.Z for specie in structure.species],
+        matrix.tolist(), structure.frac_coords.tolist(), [sp.Z for sp in structure.species]
     )
     try:
         data = moyopy.MoyoDataset(
@@ -84,7 +91,60 @@ def symmetry_of(structure: Structure) -> tuple[int, int]:
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
         raise InputError(f"symmetry search failed ({exc})") from None
-    return int(data.number), len(data.prim_std_cell.numbers)
+    # prim_std_linear takes the input basis (columns) to the primitive one, before moyopy
+    # idealises it: the primitive lattice of the structure as it is.
+    primitive = (matrix.T @ np.asarray(data.prim_std_linear, dtype=float)).T
+    return Symmetry(int(data.number), len(data.prim_std_cell.numbers), primitive)
+
+
+_COMBINATIONS = np.array(
+    [
+        (i, j, k)
+        for i in range(-3, 4)
+        for j in range(-3, 4)
+        for k in range(-3, 4)
+        if (i, j, k) != (0, 0, 0)
+    ],
+    dtype=float,
+)
+
+
+def successive_minima(lattice: np.ndarray) -> np.ndarray:
+    """λ1 ≤ λ2 ≤ λ3 (Å): the lengths of the shortest three independent lattice vectors.
+
+    In 3D these are the lengths of the Niggli (Buerger) cell, and they are continuous in the
+    lattice, which makes them a safe pre-filter. A few Lagrange–Gauss reduction sweeps make
+    the basis near-reduced, then small integer combinations are enumerated.
+    """
+    basis = np.array(lattice, dtype=float)
+    for _ in range(8):
+        changed = False
+        for i in range(3):
+            for j in range(3):
+                if i == j:
+                    continue
+                k = round(float(basis[i] @ basis[j]) / float(basis[j] @ basis[j]))
+                if k:
+                    basis[i] -= k * basis[j]
+                    changed = True
+        if not changed:
+            break
+    vectors = _COMBINATIONS @ basis
+    lengths = np.einsum("ij,ij->i", vectors, vectors)
+    order = np.argsort(lengths, kind="stable")
+    first = vectors[order[0]]
+    scale = float(lengths[order[0]])
+    second = third = None
+    for index in order[1:]:
+        v = vectors[index]
+        if second is None:
+            if np.linalg.norm(np.cross(first, v)) > 1e-6 * scale:
+                second = v
+        elif abs(float(np.cross(first, second) @ v)) > 1e-6 * scale**1.5:
+            third = v
+            break
+    assert second is not None and third is not None
+    return np.sqrt([scale, float(second @ second), float(third @ third)])
 
 
 def reduced_structure(structure: Structure, primitive: bool = True) -> Structure:
@@ -109,20 +169,22 @@ class Crystal:
     """A structure with what matching needs, each computed at most once."""
 
     __slots__ = (
-        "_lengths",
         "_normalized",
         "_reduced",
+        "lengths",
         "n_primitive",
         "structure",
         "volume_per_atom",
     )
 
-    def __init__(self, structure: Structure, n_primitive: int | None = None) -> None:
+    def __init__(self, structure: Structure, symmetry: Symmetry | None = None) -> None:
+        symmetry = symmetry if symmetry is not None else symmetry_of(structure)
         self.structure = structure
         self.volume_per_atom = structure.volume / len(structure)
-        self.n_primitive = n_primitive if n_primitive is not None else symmetry_of(structure)[1]
+        self.n_primitive = symmetry.n_primitive
+        #: Sorted Niggli lengths of the primitive cell (Å).
+        self.lengths = successive_minima(symmetry.primitive_lattice)
         self._reduced: Structure | None = None
-        self._lengths: np.ndarray | None = None
         self._normalized: Structure | None = None
 
     def reduced(self) -> Structure:
@@ -132,15 +194,6 @@ class Crystal:
                 self.structure, primitive=self.n_primitive != len(self.structure)
             )
         return self._reduced
-
-    def lengths(self) -> np.ndarray:
-        """Sorted Niggli lengths of the primitive cell (Å)."""
-        if self._lengths is None:
-            lattice = self.reduced().lattice
-            if len(self.reduced()) != len(self.structure):  # primitive search may un-reduce
-                lattice = lattice.get_niggli_reduced_lattice()
-            self._lengths = np.sort(np.asarray(lattice.abc, dtype=float))
-        return self._lengths
 
     def normalized(self) -> Structure:
         """The reduced cell scaled to a fixed volume per site, for scale-free matching."""
@@ -162,7 +215,7 @@ def _close(mine: Crystal, other: Crystal, tolerance: float, *, scaled: bool) -> 
     """Necessary condition for a fit: same primitive size, close sorted reduced lengths."""
     if mine.n_primitive != other.n_primitive:
         return False
-    ratio = np.log(mine.lengths() / other.lengths())
+    ratio = np.log(mine.lengths / other.lengths)
     if scaled:  # compare shapes only: remove the common volume scale
         ratio -= math.log(mine.volume_per_atom / other.volume_per_atom) / 3
     return bool(np.all(np.abs(ratio) <= tolerance))

@@ -17,8 +17,10 @@ pulled into the block cache at the start of each batch. On SQLite, one writer at
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +30,7 @@ from sqlalchemy.orm import Session
 from hamdb.db.models import StructureRow, StructureSourceRow
 from hamdb.errors import InputError
 from hamdb.io.structure_identity import Block, Crystal, Match, Matcher, symmetry_of
-from hamdb.io.structures import ReadFailure, validate_structure
+from hamdb.io.structures import RawFile, ReadFailure, validate_structure
 
 if TYPE_CHECKING:
     from pymatgen.core import Structure
@@ -48,7 +50,10 @@ def elements_key(elements: Iterable[str]) -> str:
 
 @dataclass
 class Prepared:
-    """A validated structure with its indexed columns, ready to match and insert."""
+    """A validated structure with its indexed columns and JSON, ready to match and insert.
+
+    Made by `prepare` (possibly in a worker process, hence picklable).
+    """
 
     crystal: Crystal
     source: str
@@ -56,46 +61,94 @@ class Prepared:
     reduced_formula: str
     spacegroup_number: int
     elements: list[str]
+    structure_json: dict[str, Any]
 
     @property
     def block(self) -> BlockKey:
         return (self.reduced_formula, self.spacegroup_number)
 
     def row(self) -> StructureRow:
-        structure = self.crystal.structure
         return StructureRow(
             reduced_formula=self.reduced_formula,
             spacegroup_number=self.spacegroup_number,
-            n_sites=len(structure),
+            n_sites=len(self.crystal.structure),
             elements=self.elements,
             elements_key=elements_key(self.elements),
-            structure_json=structure.as_dict(),
+            structure_json=self.structure_json,
         )
 
 
-def prepare(structure: Structure, source: str, source_id: str) -> Prepared | ReadFailure:
-    """Validate one structure and compute its block key; a ReadFailure says why not."""
+def prepare(
+    structure: Structure, source: str, source_id: str, timings: dict[str, float] | None = None
+) -> Prepared | ReadFailure:
+    """Validate one structure, find its symmetry and serialise it; a ReadFailure says why not.
+
+    `timings` (seconds per stage) is added to when given.
+    """
+    clock = _Clock(timings)
     reason = validate_structure(structure)
+    clock("validate")
     if reason is not None:
         return ReadFailure(source, source_id, reason)
-    return prepare_valid(structure, source, source_id)
-
-
-def prepare_valid(structure: Structure, source: str, source_id: str) -> Prepared | ReadFailure:
-    """`prepare` for a structure that already passed validate_structure."""
     try:
-        number, n_primitive = symmetry_of(structure)
+        symmetry = symmetry_of(structure)
     except InputError as exc:
         return ReadFailure(source, source_id, str(exc))
     composition = structure.composition
+    crystal = Crystal(structure, symmetry)
+    clock("symmetry")
+    structure_json = structure.as_dict()
+    clock("serialise")
     return Prepared(
-        crystal=Crystal(structure, n_primitive),
+        crystal=crystal,
         source=source,
         source_id=source_id,
         reduced_formula=composition.reduced_formula,
-        spacegroup_number=number,
+        spacegroup_number=symmetry.number,
         elements=sorted(el.symbol for el in composition.elements),
+        structure_json=structure_json,
     )
+
+
+class _Clock:
+    """Adds the time since the previous call to `timings[stage]` (no-op without timings)."""
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings = timings
+        self.last = time.perf_counter()
+
+    def __call__(self, stage: str) -> None:
+        now = time.perf_counter()
+        if self.timings is not None:
+            self.timings[stage] = self.timings.get(stage, 0.0) + now - self.last
+        self.last = now
+
+
+#: A unit of preparation work: a raw file or one structure, with the source ids to skip.
+Unit = tuple[RawFile | tuple["Structure", str, str], frozenset[str]]
+
+
+def prepare_unit(unit: Unit) -> tuple[list[Prepared | ReadFailure], int, dict[str, float]]:
+    """Parse (for a raw file) and prepare every structure of a unit, skipping the ids given.
+
+    Returns (prepared or failed items, how many were skipped as already ingested, seconds
+    per stage). Runs in worker processes: no database access here.
+    """
+    payload, skip = unit
+    timings: dict[str, float] = {}
+    clock = _Clock(timings)
+    parsed = list(payload.parse()) if isinstance(payload, RawFile) else [payload]
+    clock("parse")
+    out: list[Prepared | ReadFailure] = []
+    skipped = 0
+    for item in parsed:
+        if isinstance(item, ReadFailure):
+            out.append(item)
+        elif item[2] in skip:
+            skipped += 1
+        else:
+            out.append(prepare(*item, timings=timings))
+    return out, skipped, timings
 
 
 @dataclass(eq=False)
@@ -212,7 +265,7 @@ class IngestReport:
     seconds: float = 0.0
     timings: dict[str, float] = field(
         default_factory=lambda: dict.fromkeys(
-            ("read", "validate", "symmetry", "matching", "serialise", "database"), 0.0
+            ("read", "parse", "validate", "symmetry", "serialise", "matching", "database"), 0.0
         )
     )
     fits: int = 0
@@ -259,7 +312,7 @@ class IngestReport:
 
 
 class _Ingester:
-    """State of one ingest run: the index, the report, and the batch being written."""
+    """State of one ingest run: the index, the sources already recorded, the report."""
 
     def __init__(self, session: Session, dedup: bool, report: IngestReport) -> None:
         self.session = session
@@ -267,10 +320,14 @@ class _Ingester:
         self.report = report
         self.index = StructureIndex()
         self.is_postgres = session.get_bind().dialect.name == "postgresql"
+        #: {source: {source_id: structure id}} of recorded sources, loaded per source.
+        self.known: dict[str, dict[str, int]] = {}
+        #: {source: {file name: source ids}}, to hand a worker the ids of one file to skip.
+        self.known_by_file: dict[str, dict[str, set[str]]] = {}
 
     def _clock(self, stage: str, since: float) -> float:
         now = time.perf_counter()
-        self.report.timings[stage] += now - since
+        self.report.timings[stage] = self.report.timings.get(stage, 0.0) + now - since
         return now
 
     def lock(self) -> None:
@@ -279,73 +336,82 @@ class _Ingester:
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": INGEST_LOCK_KEY}
             )
 
-    def known_sources(self, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
-        """{(source, source_id): structure id} for the pairs already recorded."""
-        found: dict[tuple[str, str], int] = {}
-        for start in range(0, len(pairs), 400):
-            chunk = pairs[start : start + 400]
+    def known_ids(self, source: str) -> dict[str, int]:
+        """{source_id: structure id} recorded for `source` (one query per source per run)."""
+        ids = self.known.get(source)
+        if ids is None:
+            t = time.perf_counter()
             rows = self.session.execute(
-                select(
-                    StructureSourceRow.source,
-                    StructureSourceRow.source_id,
-                    StructureSourceRow.structure_id,
-                ).where(tuple_(StructureSourceRow.source, StructureSourceRow.source_id).in_(chunk))
+                select(StructureSourceRow.source_id, StructureSourceRow.structure_id).where(
+                    StructureSourceRow.source == source
+                )
             ).all()
-            found.update({(r.source, r.source_id): r.structure_id for r in rows})
-        return found
+            ids = self.known[source] = {row.source_id: row.structure_id for row in rows}
+            by_file = self.known_by_file[source] = {}
+            for source_id in ids:
+                by_file.setdefault(source_id.split("#", 1)[0], set()).add(source_id)
+            self._clock("database", t)
+        return ids
 
-    def write_batch(self, batch: list[tuple[Structure, str, str]], strict: bool) -> list[int]:
+    def remember(self, source: str, source_id: str, structure_id: int) -> None:
+        self.known_ids(source)[source_id] = structure_id
+        self.known_by_file[source].setdefault(source_id.split("#", 1)[0], set()).add(source_id)
+
+    def units(self, items: Iterable[Item | RawFile], strict: bool) -> Iterator[Unit]:
+        """Work for prepare_unit; read failures and recorded sources are handled here."""
+        iterator = iter(items)
+        while True:
+            t = time.perf_counter()
+            try:
+                item = next(iterator)
+            except StopIteration:
+                break
+            finally:
+                self._clock("read", t)
+            if isinstance(item, ReadFailure):
+                self.report.seen += 1
+                self.fail(item, strict)
+            elif isinstance(item, RawFile):
+                self.known_ids(item.source)
+                skip = self.known_by_file[item.source].get(item.name, set())
+                yield item, frozenset(skip)
+            elif item[2] in self.known_ids(item[1]):
+                self.report.seen += 1
+                self.report.already_ingested += 1
+            else:
+                yield item, frozenset()
+
+    def write_batch(self, batch: list[Prepared], strict: bool) -> list[int]:
         """Match and insert one batch inside the current transaction; structure ids in order.
 
-        Items whose source is already recorded return that structure's id. Failed items are
-        reported (and raise InputError when `strict`); their slot holds -1.
+        An item whose (source, source_id) was recorded meanwhile (e.g. twice in one run)
+        gets that structure's id and adds nothing.
         """
         report, session = self.report, self.session
         t = time.perf_counter()
         self.lock()
-        known = self.known_sources(sorted({(source, sid) for _, source, sid in batch}))
-        t = self._clock("database", t)
-        ids: list[int] = []
-        todo: list[tuple[int, Prepared]] = []
-        seen_now: dict[tuple[str, str], int] = {}
-        for structure, source, source_id in batch:
-            key = (source, source_id)
-            if key in known or key in seen_now:
-                report.already_ingested += 1
-                ids.append(known.get(key, -2))
-                continue
-            seen_now[key] = len(ids)
-            t = time.perf_counter()
-            reason = validate_structure(structure)
-            t = self._clock("validate", t)
-            prepared: Prepared | ReadFailure
-            if reason is not None:
-                prepared = ReadFailure(source, source_id, reason)
-            else:
-                prepared = prepare_valid(structure, source, source_id)
-                t = self._clock("symmetry", t)
-            if isinstance(prepared, ReadFailure):
-                self.fail(prepared, strict)
-                ids.append(-1)
-                continue
-            todo.append((len(ids), prepared))
-            ids.append(-1)
-        t = time.perf_counter()
         if self.dedup:
-            self.index.sync(session, {p.block for _, p in todo})
+            self.index.sync(session, {item.block for item in batch})
         t = self._clock("database", t)
+        ids: list[int] = [-1] * len(batch)
         new: list[tuple[int, _Entry, Prepared]] = []
         matched: list[tuple[int, _Entry, Prepared]] = []
-        for slot, item in todo:
+        pending: dict[tuple[str, str], int] = {}
+        for slot, item in enumerate(batch):
+            key = (item.source, item.source_id)
+            recorded = self.known_ids(item.source).get(item.source_id)
+            if recorded is not None or key in pending:
+                report.already_ingested += 1
+                ids[slot] = recorded if recorded is not None else -2
+                continue
+            pending[key] = slot
             match = self.index.match(item) if self.dedup else Match()
             if isinstance(match.same, _Entry):
                 report.duplicates += 1
                 matched.append((slot, match.same, item))
                 continue
             founder = match.material if isinstance(match.material, _Entry) else None
-            t = self._clock("matching", t)
             row = item.row()
-            t = self._clock("serialise", t)
             entry = (
                 self.index.add(item, row, founder)
                 if self.dedup
@@ -361,7 +427,7 @@ class _Ingester:
             assert entry.row is not None
             entry.structure_id = entry.row.id
             self.index.watermark = max(self.index.watermark, entry.structure_id)
-        for _, entry, _ in new:
+        for _, entry, _ in new:  # founders come before their members
             assert entry.row is not None
             if entry.is_founder:
                 entry.material_id = entry.structure_id
@@ -377,15 +443,15 @@ class _Ingester:
                     structure_id=entry.structure_id, source=item.source, source_id=item.source_id
                 )
             )
+            self.remember(item.source, item.source_id, entry.structure_id)
         session.add_all(sources)
         session.flush()
         for _, entry, _ in new:
             entry.row = None
             entry.founder = None
-        for slot, value in enumerate(ids):
-            if value == -2:  # a repeat of an item earlier in this batch
-                key = (batch[slot][1], batch[slot][2])
-                ids[slot] = ids[seen_now[key]]
+        for slot, item in enumerate(batch):
+            if ids[slot] == -2:
+                ids[slot] = ids[pending[(item.source, item.source_id)]]
         self._clock("database", t)
         return ids
 
@@ -394,78 +460,95 @@ class _Ingester:
         if strict:
             raise InputError(f"{failure} (--strict: nothing was written)")
 
-
-def _batches(
-    items: Iterable[Item], size: int, ingester: _Ingester, strict: bool
-) -> Iterator[list[tuple[Structure, str, str]]]:
-    """Groups of `size` structures; read failures are reported on the way."""
-    batch: list[tuple[Structure, str, str]] = []
-    iterator = iter(items)
-    while True:
-        t = time.perf_counter()
-        try:
-            item = next(iterator)
-        except StopIteration:
-            break
-        finally:
-            ingester._clock("read", t)
-        ingester.report.seen += 1
-        if isinstance(item, ReadFailure):
-            ingester.fail(item, strict)
-            continue
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+    def forget(self) -> None:
+        """After a rollback: the caches may hold rows and sources that do not exist."""
+        self.index.forget()
+        self.known.clear()
+        self.known_by_file.clear()
 
 
 def ingest(
     session: Session,
-    items: Iterable[Item],
+    items: Iterable[Item | RawFile],
     *,
     dedup: bool = True,
     batch_size: int = DEFAULT_BATCH_SIZE,
     strict: bool = False,
     progress: Callable[[int], None] | None = None,
+    workers: int = 1,
 ) -> IngestReport:
-    """Insert structures from `items` ((Structure, source, source_id) or ReadFailure).
+    """Insert structures from `items`: (Structure, source, source_id) tuples, ReadFailures,
+    or RawFiles (hamdb.io.structures.iter_raw_files), which are parsed here.
 
-    Commits after every `batch_size` items (one transaction each); with `strict`, everything
-    is one transaction and the first bad item raises InputError with nothing written.
-    `dedup=False` skips the identity checks: every new source becomes a new row and its own
-    material (re-runs still add nothing, by source). `progress(n)` is called with the number
-    of items handled after each batch.
+    Commits after every `batch_size` structures (one transaction each), and commits first
+    whatever the session holds; with `strict`, everything is one transaction and the first bad
+    item raises InputError with nothing written. `dedup=False` skips the identity checks:
+    every new source becomes a new row and its own material (re-runs still add nothing, by
+    source). `workers` > 1 parses, validates and finds symmetry in that many processes (the
+    timings then add up CPU seconds across them). `progress(n)` gets the number of
+    structures handled so far after each batch.
     """
     report = IngestReport()
     ingester = _Ingester(session, dedup, report)
     start = time.perf_counter()
     if session.in_transaction():
         session.commit()
-    done = 0
     try:
-        for batch in _batches(items, batch_size, ingester, strict):
-            ingester.write_batch(batch, strict)
-            if not strict:
-                t = time.perf_counter()
-                session.commit()
-                ingester._clock("database", t)
-                session.expunge_all()
-            done += len(batch)
-            if progress is not None:
-                progress(done)
+        with _mapper(workers) as mapper:
+            batch: list[Prepared] = []
+            for prepared, skipped, timings in mapper(prepare_unit, ingester.units(items, strict)):
+                for stage, seconds in timings.items():
+                    report.timings[stage] = report.timings.get(stage, 0.0) + seconds
+                report.seen += skipped + len(prepared)
+                report.already_ingested += skipped
+                for item in prepared:
+                    if isinstance(item, ReadFailure):
+                        ingester.fail(item, strict)
+                    else:
+                        batch.append(item)
+                if len(batch) >= batch_size:
+                    _write(ingester, batch, strict, progress)
+                    batch = []
+            if batch:
+                _write(ingester, batch, strict, progress)
         if strict:
             t = time.perf_counter()
             session.commit()
             ingester._clock("database", t)
     except BaseException:
         session.rollback()
-        ingester.index.forget()
+        ingester.forget()
         raise
     report.fits = ingester.index.fits
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _write(
+    ingester: _Ingester, batch: list[Prepared], strict: bool, progress: Callable[[int], None] | None
+) -> None:
+    ingester.write_batch(batch, strict)
+    if not strict:
+        t = time.perf_counter()
+        ingester.session.commit()
+        ingester.session.expunge_all()
+        ingester._clock("database", t)
+    if progress is not None:
+        progress(ingester.report.seen)
+
+
+@contextmanager
+def _mapper(workers: int) -> Iterator[Callable[..., Iterator[Any]]]:
+    """`map` in this process, or an ordered, lazy map over `workers` spawned processes.
+
+    Spawned, not forked: a forked child would share the parent's database connections.
+    """
+    if workers <= 1:
+        yield map
+        return
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers) as pool:
+        yield lambda function, iterable: pool.imap(function, iterable, chunksize=16)
 
 
 def find_or_add_structure(
@@ -476,5 +559,8 @@ def find_or_add_structure(
     """
     report = IngestReport()
     ingester = _Ingester(session, True, report)
-    (structure_id,) = ingester.write_batch([(structure, source, source_id)], strict=True)
+    prepared = prepare(structure, source, source_id)
+    if isinstance(prepared, ReadFailure):
+        raise InputError(str(prepared))
+    (structure_id,) = ingester.write_batch([prepared], strict=True)
     return structure_id, report.inserted == 1

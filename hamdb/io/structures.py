@@ -60,6 +60,22 @@ class ReadFailure:
         return f"{self.where}: {self.reason}"
 
 
+@dataclass(frozen=True)
+class RawFile:
+    """The bytes of one structure file (alone or inside an archive), not yet parsed.
+
+    Reading (I/O, one process) and parsing (CPU, any number of processes) are separate steps
+    so that ingest can parse in worker processes.
+    """
+
+    data: bytes
+    name: str
+    source: str
+
+    def parse(self) -> Iterator[StructureItem | ReadFailure]:
+        return parse_bytes(self.data, self.name, self.source)
+
+
 class StructureFormatError(ValueError):
     """A file's content cannot be read as the format its name says (message: the reason)."""
 
@@ -223,7 +239,7 @@ def _parse_jsonl(text: str, name: str, source: str) -> Iterator[StructureItem | 
 # -- files, folders, archives --------------------------------------------------------------
 
 
-def _read_zip(path: Path, source: str) -> Iterator[StructureItem | ReadFailure]:
+def _read_zip(path: Path, source: str) -> Iterator[RawFile | ReadFailure]:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -238,10 +254,10 @@ def _read_zip(path: Path, source: str) -> Iterator[StructureItem | ReadFailure]:
             except (zipfile.BadZipFile, OSError, EOFError) as exc:
                 yield ReadFailure(source, info.filename, f"corrupt archive member ({_short(exc)})")
                 continue
-            yield from parse_bytes(data, info.filename, source)
+            yield RawFile(data, info.filename, source)
 
 
-def _read_tar(path: Path, source: str) -> Iterator[StructureItem | ReadFailure]:
+def _read_tar(path: Path, source: str) -> Iterator[RawFile | ReadFailure]:
     try:
         archive = tarfile.open(path)  # noqa: SIM115 (closed by the with below)
     except (tarfile.TarError, OSError, EOFError) as exc:
@@ -262,16 +278,16 @@ def _read_tar(path: Path, source: str) -> Iterator[StructureItem | ReadFailure]:
             except (tarfile.TarError, OSError, EOFError) as exc:
                 yield ReadFailure(source, member.name, f"corrupt archive member ({_short(exc)})")
                 continue
-            yield from parse_bytes(data, member.name, source)
+            yield RawFile(data, member.name, source)
 
 
-def read_path(path: Path) -> Iterator[StructureItem | ReadFailure]:
-    """Structures in one file, archive, or folder (recursively, in sorted order)."""
+def raw_files(path: Path) -> Iterator[RawFile | ReadFailure]:
+    """The structure files in one file, archive, or folder (recursively, sorted), unparsed."""
     path = Path(path)
     if path.is_dir():
         for child in sorted(path.rglob("*")):
             if child.is_file() and format_of(child.name) is not None:
-                yield from read_path(child)
+                yield from raw_files(child)
         return
     source = str(path.resolve())
     if not path.is_file():
@@ -288,13 +304,22 @@ def read_path(path: Path) -> Iterator[StructureItem | ReadFailure]:
         except OSError as exc:
             yield ReadFailure(source, path.name, f"unreadable ({exc.strerror})")
             return
-        yield from parse_bytes(data, path.name, source)
+        yield RawFile(data, path.name, source)
+
+
+def iter_raw_files(paths: Iterable[Path | str]) -> Iterator[RawFile | ReadFailure]:
+    """Every structure file under `paths`, unparsed (see RawFile)."""
+    for path in paths:
+        yield from raw_files(Path(path))
 
 
 def read_structures(paths: Iterable[Path | str]) -> Iterator[StructureItem | ReadFailure]:
     """Every structure under `paths`, as (Structure, source, source_id) or ReadFailure."""
-    for path in paths:
-        yield from read_path(Path(path))
+    for raw in iter_raw_files(paths):
+        if isinstance(raw, ReadFailure):
+            yield raw
+        else:
+            yield from raw.parse()
 
 
 # -- physical validation -------------------------------------------------------------------

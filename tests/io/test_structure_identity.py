@@ -13,6 +13,7 @@ from hamdb.io.structure_identity import (
     Crystal,
     Matcher,
     _fits,
+    successive_minima,
     symmetry_of,
 )
 from hamdb.io.structure_samples import copy_of, prototype_structures, random_crystal, strained
@@ -63,7 +64,7 @@ def test_prefilters_never_hide_a_public_match():
     reference_tight = StructureMatcher(**SAME_STRUCTURE)
     reference_loose = StructureMatcher(**SAME_MATERIAL)
     for one, other in pairs():
-        if symmetry_of(one)[0] != symmetry_of(other)[0]:
+        if symmetry_of(one).number != symmetry_of(other).number:
             continue  # another block: never compared, by design
         block = Block()
         block.add(Crystal(one), "stored", founder=True)
@@ -74,3 +75,19 @@ def test_prefilters_never_hide_a_public_match():
             assert found.material == "stored" or found.same == "stored"
         else:
             assert found.same is None and found.material is None
+
+
+def test_successive_minima_are_the_niggli_lengths():
+    from pymatgen.core import Lattice
+
+    rng = np.random.default_rng(2)
+    for _ in range(200):
+        reduced = Lattice.from_parameters(*rng.uniform(2, 12, 3), *rng.uniform(60, 120, 3))
+        # An awkward basis of the same lattice: a random unimodular change of basis.
+        change = np.eye(3, dtype=int)
+        for _ in range(6):
+            i, j = rng.choice(3, 2, replace=False)
+            change[i] += int(rng.integers(-2, 3)) * change[j]
+        skewed = change @ reduced.matrix
+        expected = sorted(Lattice(skewed).get_niggli_reduced_lattice().abc)
+        assert np.allclose(successive_minima(skewed), expected, rtol=1e-9)

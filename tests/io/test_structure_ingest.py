@@ -234,3 +234,29 @@ def test_kill_minus_9_mid_ingest_then_rerun_completes(project, tmp_path):
         cli, ["--project", str(project.root), "ingest", "structures", "--json", str(folder)]
     )
     assert json.loads(clean.stdout)["already_ingested"] == 90
+
+
+def test_workers_give_the_same_result_as_one_process(session, tmp_path):
+    from hamdb.io.structures import iter_raw_files
+
+    folder = tmp_path / "in"
+    write_files(folder, 24)
+    report = ingest(session, iter_raw_files([folder]), workers=2, batch_size=5)
+    rows, sources = counts(session)
+    assert report.seen == 24 and sources == 24 and report.failed == 0
+    assert rows == report.inserted and report.inserted + report.duplicates == 24
+    again = ingest(session, iter_raw_files([folder]), workers=2)
+    assert again.already_ingested == 24 and counts(session) == (rows, sources)
+
+
+def test_a_grown_json_lines_file_adds_only_its_new_lines(session, tmp_path):
+    from hamdb.io.structures import iter_raw_files
+
+    protos = prototype_structures()
+    path = tmp_path / "set.jsonl"
+    path.write_text("".join(json.dumps(protos[k].as_dict()) + "\n" for k in ("Si", "GaAs")))
+    assert ingest(session, iter_raw_files([path])).inserted == 2
+    with path.open("a") as handle:
+        handle.write(json.dumps(protos["InSb"].as_dict()) + "\n")
+    report = ingest(session, iter_raw_files([path]))
+    assert (report.inserted, report.already_ingested) == (1, 2)
