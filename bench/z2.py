@@ -86,12 +86,17 @@ CASES = {
 }
 
 
-def z2pack_planes(ham, n_occ: int, planes) -> tuple[list[int], float]:  # type: ignore[no-untyped-def]
-    """Z2Pack's Z2 of each of hamdb's planes (same fixed/pump/loop axes) and its wall time."""
+def z2pack_planes(ham, n_occ: int, planes) -> tuple[list[int], float, int]:  # type: ignore[no-untyped-def]
+    """Z2Pack's Z2 of each of hamdb's planes (same fixed/pump/loop axes), wall time, H(k) calls."""
     import z2pack
 
     logging.getLogger("z2pack").setLevel(logging.ERROR)
-    hk = lambda k: bloch_matrices(ham, np.array([k]))[0][0]  # noqa: E731
+    calls = [0]
+
+    def hk(k):  # type: ignore[no-untyped-def]
+        calls[0] += 1
+        return bloch_matrices(ham, np.array([k]))[0][0]
+
     sk = None if ham.s is None else (lambda k: bloch_matrices(ham, np.array([k]))[1][0])
     system = z2pack.hm.System(
         hamilton=hk, pos=state_positions(ham).tolist(), bands=n_occ, dim=3, basis_overlap=sk,
@@ -108,7 +113,7 @@ def z2pack_planes(ham, n_occ: int, planes) -> tuple[list[int], float]:  # type: 
 
         result = z2pack.surface.run(system=system, surface=surface)
         out.append(int(z2pack.invariant.z2(result)))
-    return out, time.perf_counter() - start
+    return out, time.perf_counter() - start, calls[0]
 
 
 def eigh_only(ham, n_occ: int, n_k: int) -> float:  # type: ignore[no-untyped-def]
@@ -130,7 +135,8 @@ def main() -> None:
     parser.add_argument("--skip-z2pack", action="store_true")
     args = parser.parse_args()
     header = f"{'case':42s} {'hamdb z2':>10s} {'Z2Pack':>10s} {'wcc s':>8s} {'total s':>8s} "
-    header += f"{'Z2Pack s':>9s} {'ratio':>7s} {'eigh s':>7s} {'wcc/eigh':>8s}"
+    header += f"{'Z2Pack s':>9s} {'ratio':>7s} {'eigh s':>7s} {'wcc/eigh':>8s} "
+    header += f"{'k hamdb':>8s} {'k Z2Pack':>8s}"
     print(header)
     for name in args.cases:
         label, build = CASES[name]
@@ -138,9 +144,9 @@ def main() -> None:
         report = analyse(ham, occupied=n_occ, methods=("wcc",))
         wcc_s = report.timing_s.get("wcc", float("nan"))
         n_k = sum(p.n_kpoints for p in report.planes)
-        ref, ref_s = ([], float("nan"))
+        ref, ref_s, ref_k = ([], float("nan"), 0)
         if not args.skip_z2pack:
-            ref_planes, ref_s = z2pack_planes(ham, n_occ, report.planes)
+            ref_planes, ref_s, ref_k = z2pack_planes(ham, n_occ, report.planes)
             ref = ref_planes if report.dim == 2 else [
                 (ref_planes[0] + ref_planes[1]) % 2, ref_planes[1], ref_planes[3], ref_planes[5]
             ]  # fmt: skip
@@ -148,7 +154,7 @@ def main() -> None:
         print(
             f"{label:42s} {report.z2!s:>10s} {ref!s:>10s} {wcc_s:8.3f} "
             f"{report.timing_s['total']:8.3f} {ref_s:9.2f} {ref_s / wcc_s:7.1f} {eig_s:7.3f} "
-            f"{wcc_s / eig_s:8.2f}",
+            f"{wcc_s / eig_s:8.2f} {n_k:8d} {ref_k:8d}",
             flush=True,
         )
 
