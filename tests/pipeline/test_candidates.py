@@ -62,3 +62,32 @@ def test_exports(session: Session, screened: dict[str, int], tmp_path: Any):
     assert "formula" in export(session, rows, "table", None)
     with pytest.raises(InputError, match="--output"):
         export(session, rows, "parquet", None)
+
+
+def test_parquet_export_round_trips(session: Session, screened: dict[str, int], tmp_path: Any):
+    pq = pytest.importorskip("pyarrow.parquet")
+    rows = fetch(session, candidates_query())
+    path = tmp_path / "c.parquet"
+    export(session, rows, "parquet", path)
+    table = pq.read_table(path).to_pylist()
+    assert [r["structure_id"] for r in table] == [r["structure_id"] for r in rows]
+    assert table[0]["z2_class"] == rows[0]["z2_class"]
+
+
+def test_cli_candidates_and_export(project: Any, screened: dict[str, int], tmp_path: Any):
+    from click.testing import CliRunner
+
+    from hamdb.cli.main import cli
+
+    runner = CliRunner()
+    base = ["--project", str(project.root)]
+    out = runner.invoke(cli, [*base, "candidates", "--z2", "strong", "--format", "csv"])
+    assert out.exit_code == 0, out.output
+    ids = [int(line.split(",")[0]) for line in out.output.splitlines()[1:]]
+    assert ids == [screened["parity"], screened["strong"], screened["tiny"]]
+    target = tmp_path / "c.jsonl"
+    out = runner.invoke(cli, [*base, "export", "candidates", "-o", str(target)])
+    assert out.exit_code == 0, out.output
+    assert len(target.read_text().splitlines()) == 4
+    out = runner.invoke(cli, [*base, "report", "--json"])
+    assert out.exit_code == 0 and json.loads(out.output)["tp"] == 1
