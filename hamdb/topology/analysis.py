@@ -33,18 +33,14 @@ ENGINE_VERSION = 1
 
 
 @dataclass(frozen=True)
-class TopologySettings:
-    """Every knob of the analysis; its hash keys stored results (`settings_hash`)."""
+class TopologySettings(WccSettings):
+    """Every knob of the analysis; its hash keys stored results (`settings_hash`).
 
-    pos_tol: float = 0.01
-    gap_tol: float = 0.3
-    move_tol: float = 0.3
-    num_lines: int = 7
-    min_neighbour_dist: float = 0.001
-    k_start: int = 12
-    k_max: int = 256
-    max_lines: int = 200
-    adaptive: bool = True
+    The WCC-flow controls are inherited from `WccSettings` (Z2Pack's names); on top:
+    metal_gap_ev: a gap below this is a metal (no Z2); mesh_spacing: gap mesh spacing (1/Å);
+    hermitian_tol: largest |H(R) − H(−R)†| (eV) accepted as round-off.
+    """
+
     metal_gap_ev: float = 1e-3
     mesh_spacing: float = 0.2
     hermitian_tol: float = 1e-4
