@@ -106,9 +106,11 @@ def main() -> None:
     elements = sorted(predictor.basis.shells)
     crystals = structures(args.n, elements)
     n_atoms = [len(s) for s in crystals]
-    print(f"model {model_dir.name} (elements {', '.join(elements)}); {args.n} crystals of "
-          f"{min(n_atoms)}-{max(n_atoms)} atoms (mean {np.mean(n_atoms):.1f}); "
-          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, {os.cpu_count()} cores")
+    print(
+        f"model {model_dir.name} (elements {', '.join(elements)}); {args.n} crystals of "
+        f"{min(n_atoms)}-{max(n_atoms)} atoms (mean {np.mean(n_atoms):.1f}); "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, {os.cpu_count()} cores"
+    )
     graph_s = graph_seconds(model_dir, crystals)
     print(f"graph build alone: {graph_s / args.n * 1000:.1f} ms/structure")
     backends = ["sqlite"] + ([] if args.no_postgres else ["postgresql"])
@@ -124,9 +126,11 @@ def main() -> None:
                     admin = sa.create_engine(PG_URL)
                     with admin.begin() as c:
                         c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-                    url = sa.make_url(PG_URL).update_query_dict(
-                        {"options": f"-csearch_path={schema}"}
-                    ).render_as_string(hide_password=False)
+                    url = (
+                        sa.make_url(PG_URL)
+                        .update_query_dict({"options": f"-csearch_path={schema}"})
+                        .render_as_string(hide_password=False)
+                    )
                 try:
                     project = make_project(Path(tmp) / "p", url, model_dir, crystals)
                     r = run_case(project, workers, args.batch)
@@ -142,10 +146,14 @@ def main() -> None:
             results.append(r)
             frac = r["fraction"]
             per_core = r["structures_per_s"] / workers
-            print(f"{backend:10} {workers} worker(s): {r['done']:>4} done {r['failed']:>3} failed "
-                  f"{r['structures_per_s']:6.2f} structures/s ({per_core:.2f}/core)  "
-                  f"model {100 * frac['model']:.0f}% (graph ~{100 * graph_s / max(sum(r['seconds'].values()), 1e-9):.0f}% of all) "
-                  f"store {100 * frac['store']:.1f}% db+claim {100 * (frac['db'] + frac['claim']):.1f}%")  # noqa: E501
+            graph_share = graph_s / max(sum(r["seconds"].values()), 1e-9)
+            print(
+                f"{backend:10} {workers} worker(s): {r['done']:>4} done {r['failed']:>3} failed "
+                f"{r['structures_per_s']:6.2f} structures/s ({per_core:.2f}/core)  "
+                f"model {100 * frac['model']:.0f}% (graph ~{100 * graph_share:.0f}% of all) "
+                f"store {100 * frac['store']:.1f}% "
+                f"db+claim {100 * (frac['db'] + frac['claim']):.1f}%"
+            )
     print("target: >= 5 structures/s per core; store + db <= 10%")
     if os.environ.get("BENCH_JSON"):
         print(json.dumps(results))

@@ -52,30 +52,41 @@ def populate(engine: sa.Engine, n: int) -> None:
     elements = "ARRAY[" + ",".join(f"'{e}'" for e in ELEMENTS) + "]"
     k = len(ELEMENTS)
     with engine.begin() as c:
-        c.execute(sa.text(
-            "INSERT INTO basis_sets (id, name, shells, valence, sha256, created_at) "
-            "VALUES (1, 'bench', '{}', '{}', '', now())"))
+        c.execute(
+            sa.text(
+                "INSERT INTO basis_sets (id, name, shells, valence, sha256, created_at) "
+                "VALUES (1, 'bench', '{}', '{}', '', now())"
+            )
+        )
         c.execute(sa.text("INSERT INTO models (id, name, created_at) VALUES (1, 'bench', now())"))
-        c.execute(sa.text(
-            "INSERT INTO model_versions (id, model_id, version, weights_uri, weights_sha256, "
-            "config, created_at) VALUES (1, 1, 1, 'none', '', '{}', now())"))
-        c.execute(sa.text(f"""
+        c.execute(
+            sa.text(
+                "INSERT INTO model_versions (id, model_id, version, weights_uri, weights_sha256, "
+                "config, created_at) VALUES (1, 1, 1, 'none', '', '{}', now())"
+            )
+        )
+        c.execute(
+            sa.text(f"""
             INSERT INTO structures (id, reduced_formula, spacegroup_number, n_sites, elements,
                                     elements_key, structure_json, material_id, created_at)
             SELECT g, e1 || e2, 1 + (g::bigint * 7919) % 230, 2 + g % 19,
                    jsonb_build_array(e1, e2), '-' || e1 || '-' || e2 || '-', '{{}}', g, now()
             FROM (SELECT g, ({elements})[1 + g % {k}] AS e1,
                             ({elements})[1 + (g / {k}) % {k}] AS e2
-                  FROM generate_series(1, :n) g) x""").bindparams(n=n))
-        c.execute(sa.text("""
+                  FROM generate_series(1, :n) g) x""").bindparams(n=n)
+        )
+        c.execute(
+            sa.text("""
             INSERT INTO hamiltonians (id, structure_id, basis_set_id, kind, spin, method,
                 model_version_id, uri, sha256, n_orbitals, n_edges, n_electrons, uncertainty_ev,
                 created_at)
             SELECT g, g, 1, 'predicted', 'soc', 'model:bench@1', 1, 'x', '', 8, 20, 8,
                    0.02 * random(), now()
-            FROM generate_series(1, :n) g""").bindparams(n=n))
+            FROM generate_series(1, :n) g""").bindparams(n=n)
+        )
         # u decides the class: < 0.30 metal, < 0.32 strong, < 0.33 weak, else trivial.
-        c.execute(sa.text("""
+        c.execute(
+            sa.text("""
             INSERT INTO topology_results (hamiltonian_id, method, settings_hash, dimension, z2,
                 nu0, nu1, nu2, nu3, gap_ev, direct_gap_ev, n_occupied, converged, is_metal,
                 error, created_at)
@@ -89,20 +100,25 @@ def populate(engine: sa.Engine, n: int) -> None:
                    CASE WHEN u < 0.30 THEN 0 ELSE -0.3 * ln(1 - random()) END,
                    0.5, 8, u >= 0.30, u < 0.30,
                    CASE WHEN u < 0.30 THEN 'metal' END, now()
-            FROM (SELECT g, random() AS u FROM generate_series(1, :n) g) x""").bindparams(n=n))
-        c.execute(sa.text("""
+            FROM (SELECT g, random() AS u FROM generate_series(1, :n) g) x""").bindparams(n=n)
+        )
+        c.execute(
+            sa.text("""
             INSERT INTO hamiltonians (id, structure_id, basis_set_id, kind, spin, method,
                 model_version_id, uri, sha256, n_orbitals, n_edges, n_electrons, created_at)
             SELECT :n + g, g * 100, 1, 'dft', 'soc', 'gpaw-lcao-pbe-dzp', NULL, 'x', '', 8, 20,
                    8, now()
-            FROM generate_series(1, :n / 100) g""").bindparams(n=n))
-        c.execute(sa.text("""
+            FROM generate_series(1, :n / 100) g""").bindparams(n=n)
+        )
+        c.execute(
+            sa.text("""
             INSERT INTO topology_results (hamiltonian_id, method, settings_hash, dimension, z2,
                 nu0, nu1, nu2, nu3, gap_ev, direct_gap_ev, n_occupied, converged, is_metal,
                 created_at)
             SELECT :n + g, 'wcc', 'bench', 3, '[0,0,0,0]', 0, 0, 0, 0, 0.4, 0.5, 8, true,
                    false, now()
-            FROM generate_series(1, :n / 100) g""").bindparams(n=n))
+            FROM generate_series(1, :n / 100) g""").bindparams(n=n)
+        )
         c.execute(sa.text("ANALYZE"))
 
 
@@ -127,8 +143,12 @@ def timed(engine: sa.Engine, query: str | sa.Select, repeats: int = 5) -> tuple[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--url", default=os.environ.get(
-        "HAMDB_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
+    parser.add_argument(
+        "--url",
+        default=os.environ.get(
+            "HAMDB_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+        ),
+    )
     parser.add_argument("--explain", action="store_true", help="print every query's plan")
     args = parser.parse_args()
     from hamdb.db.migrate import upgrade
@@ -144,8 +164,10 @@ def main() -> None:
         upgrade(url_text)
         t0 = time.perf_counter()
         populate(engine, args.rows)
-        print(f"{args.rows:,} screened predictions (+{args.rows // 100:,} DFT checks) "
-              f"built in {time.perf_counter() - t0:.1f} s in schema {schema}")
+        print(
+            f"{args.rows:,} screened predictions (+{args.rows // 100:,} DFT checks) "
+            f"built in {time.perf_counter() - t0:.1f} s in schema {schema}"
+        )
         worst = (0.0, "")
         for name, query in QUERIES.items():
             q = cli_query() if query == "CLI" else query

@@ -17,9 +17,9 @@ def command(project, failed, model_version_id, as_json) -> None:  # type: ignore
     from hamdb.db.engine import make_engine, session_scope
     from hamdb.pipeline.claims import retry_failed, writer_lock
 
-    with writer_lock(project.database_url, "hamdb jobs retry"):
-        with session_scope(make_engine(project.database_url)) as session:
-            n = retry_failed(session, model_version_id)
+    engine = make_engine(project.database_url)
+    with writer_lock(project.database_url, "hamdb jobs retry"), session_scope(engine) as session:
+        n = retry_failed(session, model_version_id)
     if as_json:
         echo_json({"retried": n})
     else:

@@ -89,7 +89,11 @@ def worker_name() -> str:
 
 
 def is_sqlite(session_or_engine: Session | Engine) -> bool:
-    bind = session_or_engine.get_bind() if isinstance(session_or_engine, Session) else session_or_engine
+    bind = (
+        session_or_engine.get_bind()
+        if isinstance(session_or_engine, Session)
+        else session_or_engine
+    )
     return bind.dialect.name == "sqlite"
 
 
@@ -195,7 +199,9 @@ def claim(
                 "(its worker died or hung each time)",
             )
         )
-    claims = [Claim(r.id, r.structure_id, r.attempts + 1) for r in rows if r.attempts < max_attempts]
+    claims = [
+        Claim(r.id, r.structure_id, r.attempts + 1) for r in rows if r.attempts < max_attempts
+    ]
     if claims:
         session.execute(
             update(jobs)
@@ -229,7 +235,9 @@ def renew(session: Session, worker_id: str, job_ids: Sequence[int], lease_s: flo
     now = db_now(session)
     result = session.execute(
         update(jobs)
-        .where(jobs.c.id.in_(list(job_ids)), jobs.c.worker_id == worker_id, jobs.c.status == CLAIMED)
+        .where(
+            jobs.c.id.in_(list(job_ids)), jobs.c.worker_id == worker_id, jobs.c.status == CLAIMED
+        )
         .values(heartbeat_at=now, lease_expires_at=now + timedelta(seconds=lease_s))
     )
     return int(result.rowcount or 0)
@@ -291,7 +299,9 @@ def release(session: Session, worker_id: str, job_ids: Sequence[int]) -> int:
     jobs = _jobs()
     result = session.execute(
         update(jobs)
-        .where(jobs.c.id.in_(list(job_ids)), jobs.c.worker_id == worker_id, jobs.c.status == CLAIMED)
+        .where(
+            jobs.c.id.in_(list(job_ids)), jobs.c.worker_id == worker_id, jobs.c.status == CLAIMED
+        )
         .values(
             status=PENDING,
             worker_id=None,

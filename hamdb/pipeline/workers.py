@@ -323,8 +323,8 @@ def _process_batch(
             )
             stats.failed += status == claims.FAILED
             stats.retried += status == claims.PENDING
-    stats.seconds["db"] += time.perf_counter() - commit_start - (
-        stats.seconds["store"] - store_before
+    stats.seconds["db"] += (
+        time.perf_counter() - commit_start - (stats.seconds["store"] - store_before)
     )
     if options.screen and saved:
         from hamdb.pipeline.screening import screen_hamiltonians
@@ -388,11 +388,13 @@ class _TimedStore:
 
 
 def _predict(
-    predictor: PredictorLike, pool: ProcessPoolExecutor | None, structure_dicts: list[dict[str, Any]]
+    predictor: PredictorLike,
+    pool: ProcessPoolExecutor | None,
+    structure_dicts: list[dict[str, Any]],
 ) -> list[Any]:
     if pool is None:
         return predict_each(predictor, [structure_of(d) for d in structure_dicts])
-    n = pool._max_workers  # noqa: SLF001 - the pool's own size, set by us
+    n = pool._max_workers
     chunks = [structure_dicts[i::n] for i in range(n)]
     parts = list(pool.map(_pool_predict, chunks))
     out: list[Any] = [None] * len(structure_dicts)

@@ -130,24 +130,43 @@ def add_screened(
 
 
 @pytest.fixture
-def screened(session: Session, model_version_id: int) -> dict[str, int]:
+def screened(session: Any, model_version_id: int) -> dict[str, int]:
     """Six structures with known predicted (and some DFT) topology results."""
     s = add_structures(session, 6)
     mv = model_version_id
-    add_screened(session, s[0], model_version_id=mv, z2=(1, 0, 0, 0), gap_ev=0.30,
-                 uncertainty_ev=0.02)  # strong TI, DFT agrees below
-    add_screened(session, s[1], model_version_id=mv, z2=(0, 0, 0, 1), gap_ev=0.08,
-                 uncertainty_ev=0.05)  # weak TI, DFT says trivial
+    add_screened(
+        session, s[0], model_version_id=mv, z2=(1, 0, 0, 0), gap_ev=0.30, uncertainty_ev=0.02
+    )  # strong TI, DFT agrees below
+    add_screened(
+        session, s[1], model_version_id=mv, z2=(0, 0, 0, 1), gap_ev=0.08, uncertainty_ev=0.05
+    )  # weak TI, DFT says trivial
     add_screened(session, s[2], model_version_id=mv, z2=(0, 0, 0, 0), gap_ev=1.2)  # trivial
-    add_screened(session, s[3], model_version_id=mv, z2=None, gap_ev=0.0, is_metal=True,
-                 converged=False, error="metal: gap 0 eV")
-    add_screened(session, s[4], model_version_id=mv, z2=(1, 1, 1, 1), gap_ev=0.02,
-                 uncertainty_ev=0.001)  # strong but tiny gap, unverified
+    add_screened(
+        session,
+        s[3],
+        model_version_id=mv,
+        z2=None,
+        gap_ev=0.0,
+        is_metal=True,
+        converged=False,
+        error="metal: gap 0 eV",
+    )
+    add_screened(
+        session, s[4], model_version_id=mv, z2=(1, 1, 1, 1), gap_ev=0.02, uncertainty_ev=0.001
+    )  # strong but tiny gap, unverified
     h5, _ = add_screened(session, s[5], model_version_id=mv, z2=(1, 0, 0, 1), gap_ev=0.4)
-    add_screened(session, s[5], model_version_id=None, z2=(0, 0, 0, 0), gap_ev=0.9,
-                 hamiltonian_id=h5, method="parity")  # a cross-check row: not the view's
-    add_screened(session, s[5], model_version_id=None, z2=(1, 0, 0, 0), gap_ev=0.5,
-                 hamiltonian_id=h5)  # screened again (other settings): the newest wins
+    add_screened(
+        session,
+        s[5],
+        model_version_id=None,
+        z2=(0, 0, 0, 0),
+        gap_ev=0.9,
+        hamiltonian_id=h5,
+        method="parity",
+    )  # a cross-check row: not the view's
+    add_screened(
+        session, s[5], model_version_id=None, z2=(1, 0, 0, 0), gap_ev=0.5, hamiltonian_id=h5
+    )  # screened again (other settings): the newest wins
     add_screened(session, s[0], model_version_id=None, z2=(1, 0, 0, 0), gap_ev=0.25)
     add_screened(session, s[1], model_version_id=None, z2=(0, 0, 0, 0), gap_ev=0.1)
     add_screened(session, s[2], model_version_id=None, z2=(0, 0, 0, 0), gap_ev=1.0)

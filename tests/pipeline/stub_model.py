@@ -36,7 +36,9 @@ class StubPredictor:
             species = [site.specie.symbol for site in structure]
             if UNKNOWN_ELEMENT in species:
                 raise ModelError(f"the model has never seen element {UNKNOWN_ELEMENT}")
-            basis = BasisSet("stub-s", {el: (0,) for el in set(species)}, {el: 1.0 for el in species})
+            basis = BasisSet(
+                "stub-s", {el: (0,) for el in set(species)}, {el: 1.0 for el in species}
+            )
             blocks = {}
             for i, el in enumerate(species):
                 e0 = self.scale * (-0.1 * (sum(map(ord, el)) % 17) - 0.5 * i)
@@ -51,8 +53,9 @@ class StubPredictor:
                     blocks[(j, i, (0, 0, 0))] = hop.conj().T
             if self.delay_s:
                 time.sleep(self.delay_s)
-            ham = Hamiltonian.from_blocks(structure, basis, "soc", blocks,
-                                          n_electrons=float(len(species)))
+            ham = Hamiltonian.from_blocks(
+                structure, basis, "soc", blocks, n_electrons=float(len(species))
+            )
             ham.uncertainty_ev = 0.01  # type: ignore[attr-defined]
             out.append(ham)
         return out

@@ -95,7 +95,9 @@ def test_job_whose_worker_always_dies_ends_failed(session: Session, model_versio
     claims.enqueue(session, model_version_id)
     session.commit()
     for _ in range(2):
-        assert len(claims.claim(session, model_version_id, "w", 1, lease_s=0.05, max_attempts=2)) == 1
+        assert (
+            len(claims.claim(session, model_version_id, "w", 1, lease_s=0.05, max_attempts=2)) == 1
+        )
         session.commit()
         time.sleep(0.1)
     assert claims.claim(session, model_version_id, "w", 1, max_attempts=2) == []
@@ -169,9 +171,9 @@ def test_sqlite_second_writer_gets_a_clear_error(sqlite_project: Any):
     try:
         assert inside.wait(5)
         # flock is per open file description, so a second open in this process conflicts too.
-        with pytest.raises(DatabaseError, match="another hamdb writer.*use PostgreSQL"):
-            with claims.writer_lock(sqlite_project.database_url, "second"):
-                pass
+        lock = claims.writer_lock(sqlite_project.database_url, "second")
+        with pytest.raises(DatabaseError, match=r"another hamdb writer.*use PostgreSQL"), lock:
+            pass
     finally:
         release.set()
         thread.join()
@@ -180,7 +182,8 @@ def test_sqlite_second_writer_gets_a_clear_error(sqlite_project: Any):
 
 
 def test_writer_lock_is_a_no_op_for_postgresql():
-    with claims.writer_lock("postgresql+psycopg://x@127.0.0.1/y"), claims.writer_lock(
-        "postgresql+psycopg://x@127.0.0.1/y"
+    with (
+        claims.writer_lock("postgresql+psycopg://x@127.0.0.1/y"),
+        claims.writer_lock("postgresql+psycopg://x@127.0.0.1/y"),
     ):
         pass

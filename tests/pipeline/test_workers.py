@@ -38,7 +38,14 @@ def _spawn(project: Any, mv: int, **options: Any) -> subprocess.Popen[str]:
     args = [f"{k}={v}" for k, v in options.items()]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(
-        [sys.executable, str(WORKER), project.database_url, str(project.store_path), str(mv), *args],
+        [
+            sys.executable,
+            str(WORKER),
+            project.database_url,
+            str(project.store_path),
+            str(mv),
+            *args,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -54,9 +61,11 @@ def _check_consistent(session: Session, project: Any, mv: int, n: int, all_done:
     jobs = session.execute(select(PredictionJobRow).where(PredictionJobRow.model_version_id == mv))
     jobs = jobs.scalars().all()
     assert len(jobs) == n
-    rows = session.execute(
-        select(HamiltonianRow).where(HamiltonianRow.model_version_id == mv)
-    ).scalars().all()
+    rows = (
+        session.execute(select(HamiltonianRow).where(HamiltonianRow.model_version_id == mv))
+        .scalars()
+        .all()
+    )
     by_structure = {r.structure_id: r for r in rows}
     assert len(by_structure) == len(rows), "a structure got two predicted Hamiltonians"
     now = claims.db_now(session)
@@ -105,7 +114,9 @@ def test_run_with_limit_and_sqlite_compute_processes(sqlite_project: Any):
         options = WorkerOptions(model=str(mv), batch=4, limit=6)
         first = run(sqlite_project, options, workers=2, factory=factory)
         assert first.done == 6
-        rest = run(sqlite_project, WorkerOptions(model=str(mv), batch=4), workers=1, factory=factory)
+        rest = run(
+            sqlite_project, WorkerOptions(model=str(mv), batch=4), workers=1, factory=factory
+        )
         assert rest.done == 6
         _check_consistent(session, sqlite_project, mv, 12, all_done=True)
 
@@ -135,12 +146,14 @@ def test_sqlite_second_predict_is_refused_cleanly(sqlite_project: Any):
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 @pytest.mark.postgres
 @pytest.mark.slow
-def test_four_processes_share_two_thousand_jobs(project: Any, session: Session, model_version_id: int):
+def test_four_processes_share_two_thousand_jobs(
+    project: Any, session: Session, model_version_id: int
+):
     n = 2000
     add_structures(session, n)
     workers = [_spawn(project, model_version_id, batch=25) for _ in range(4)]
     outputs = [w.communicate(timeout=170) for w in workers]
-    for w, (out, err) in zip(workers, outputs, strict=True):
+    for w, (_, err) in zip(workers, outputs, strict=True):
         assert w.returncode == 0, err[-2000:]
     stats = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
     assert sum(s["done"] for s in stats) == n
@@ -171,7 +184,7 @@ def test_kill_minus_nine_at_random_moments(project: Any, session: Session, model
             select(func.count()).where(PredictionJobRow.status == "failed")
         ).scalar_one()
     final = _spawn(project, model_version_id, batch=50)
-    out, err = final.communicate(timeout=120)
+    _, err = final.communicate(timeout=120)
     assert final.returncode == 0, err[-2000:]
     _check_consistent(session, project, model_version_id, n, all_done=True)
     from hamdb.store.store import HamiltonianStore
@@ -203,9 +216,12 @@ def test_stopped_worker_loses_its_lease_within_the_lease_time(
         assert held == 6
         time.sleep(lease)  # heartbeats have renewed the lease past its first expiry
         session.expire_all()
-        assert session.execute(
-            select(func.count()).where(PredictionJobRow.status == "claimed")
-        ).scalar_one() == 6
+        assert (
+            session.execute(
+                select(func.count()).where(PredictionJobRow.status == "claimed")
+            ).scalar_one()
+            == 6
+        )
         stuck.send_signal(signal.SIGSTOP)  # alive but silent: no heartbeat any more
         stopped = time.time()
         taken: list[claims.Claim] = []
@@ -219,9 +235,7 @@ def test_stopped_worker_loses_its_lease_within_the_lease_time(
         stuck.communicate(timeout=60)
         session.expire_all()
         assert session.execute(select(func.count()).select_from(HamiltonianRow)).scalar_one() == 0
-        assert {
-            w for (w,) in session.execute(select(PredictionJobRow.worker_id))
-        } == {"rescuer"}
+        assert {w for (w,) in session.execute(select(PredictionJobRow.worker_id))} == {"rescuer"}
     finally:
         stuck.kill()
         stuck.wait()
