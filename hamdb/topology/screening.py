@@ -159,10 +159,14 @@ def screen_pending(
     """Compute and store results for every pending Hamiltonian of `kind`.
 
     Returns counts {"pending", "screened", "metal", "failed", "skipped"}. With workers > 1 the
-    ids are dealt round-robin to processes, each with its own database connection.
+    ids are dealt round-robin to processes, each with its own database connection. The
+    session's transaction is committed first (rows are committed one Hamiltonian at a time).
     """
     s = settings if isinstance(settings, TopologySettings) else TopologySettings.from_dict(settings)
     ids = pending_ids(session, kind, s.sha256())
+    # End the read transaction: workers commit on their own connections, and an open snapshot
+    # here would neither see their rows nor let SQLite checkpoint meanwhile.
+    session.commit()
     counts: Counter[str] = Counter()
     if workers <= 1 or len(ids) <= 1:
         for hid in ids:

@@ -90,3 +90,13 @@ def test_screen_pending_stores_once_and_resumes(project: Any, session: Any) -> N
         "failed": 0,
         "skipped": 0,
     }
+
+
+def test_two_workers_store_each_result_once(project: Any, session: Any) -> None:
+    store = HamiltonianStore(project.store_path)
+    ids = [_add(session, store, bhz(M=m), f"bhz{m}") for m in (-1.0, 1.0, 3.0, 5.0, 9.0)]
+    counts = screen_pending(session, store, kind="predicted", workers=2)
+    assert counts["pending"] == 5 and counts["screened"] == 5
+    rows = list(session.scalars(select(TopologyResultRow).where(TopologyResultRow.method == "wcc")))
+    assert sorted(r.hamiltonian_id for r in rows) == sorted(ids)
+    assert {r.hamiltonian_id: r.nu0 for r in rows} == dict(zip(ids, [0, 1, 1, 1, 0], strict=True))
