@@ -48,8 +48,9 @@ def command(
     planes = report.planes
     if not planes:
         raise click.ClickException(f"{source}: no WCC flow ({report.error})")
-    fig, axes = plt.subplots(1, len(planes), figsize=(3.2 * len(planes), 3.4), squeeze=False)
-    for ax, plane in zip(axes[0], planes, strict=True):
+    rows, cols = (1, 1) if len(planes) == 1 else (3, 2)  # 3D: one row per axis, k_i = 0 and ½
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False)
+    for ax, plane in zip(axes.ravel(), planes, strict=True):
         for t, wcc in zip(plane.t, plane.wcc, strict=True):
             ax.plot([t] * len(wcc), wcc, "o", ms=2.5, color="k", ls="none")
         ax.plot(plane.t, plane.gap_pos, "D", ms=3, color="tab:blue", ls="none", fillstyle="none")
