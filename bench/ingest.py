@@ -90,6 +90,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20000, help="structures (default 20000)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--copies", type=float, default=0.2, help="fraction of copies of earlier crystals"
+    )
+    parser.add_argument("--strained", type=float, default=0.2, help="fraction of strained variants")
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--sqlite-only", action="store_true", help="skip PostgreSQL")
     parser.add_argument(
@@ -103,9 +107,14 @@ def main() -> None:
     from hamdb.io.structure_samples import mixed_stream
 
     start = time.perf_counter()
-    items = list(mixed_stream(args.n, args.seed))
+    items = list(
+        mixed_stream(
+            args.n, args.seed, duplicate_fraction=args.copies, strained_fraction=args.strained
+        )
+    )
     print(
-        f"generated {len(items)} structures in {time.perf_counter() - start:.1f} s "
+        f"generated {len(items)} structures ({args.copies:.0%} copies, {args.strained:.0%} "
+        f"strained variants) in {time.perf_counter() - start:.1f} s "
         f"(not timed below); OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
         f"{os.cpu_count()} CPUs"
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -155,6 +156,8 @@ def _prototypes() -> dict[str, Structure]:
     for name, group, kind, params, species, coords in _PROTOTYPES:
         atoms = crystal(species, coords, spacegroup=group, cellpar=_cellpar(kind, params))
         conventional = AseAtomsAdaptor.get_structure(atoms)
+        for key in list(conventional.site_properties):  # ASE bookkeeping, not physics
+            conventional.remove_site_property(key)
         out[name] = conventional.get_primitive_structure()
     return out
 
@@ -272,3 +275,56 @@ def mixed_stream(
             structure = random_crystal(rng, n_sites, elements)
             made.append(structure)
         yield structure, f"generated:seed={seed}", str(k)
+
+
+def write_demo_files(folder: Path) -> list[Path]:
+    """Write the prototypes into `folder` in every supported format, for `hamdb ingest
+    structures` demos: CIF, POSCAR, pymatgen JSON, extended XYZ, JSON-lines and a zip of CIFs,
+    plus a rotated supercell copy of Bi2Se3 (the same structure: not inserted again) and
+    Bi2Se3 and Bi2Te3 strained by ±3 % (new structures in the same material groups).
+    Returns the paths written, sorted.
+    """
+    import json
+    import zipfile
+
+    from ase.io import write
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    protos = prototype_structures()
+    names = sorted(protos)
+    written: list[Path] = []
+    for name in names[:12]:
+        path = folder / f"{name}.cif"
+        path.write_text(protos[name].to(fmt="cif"))
+        written.append(path)
+    for name in names[12:18]:
+        path = folder / f"POSCAR_{name}"
+        path.write_text(protos[name].to(fmt="poscar"))
+        written.append(path)
+    for name in names[18:22]:
+        path = folder / f"{name}.json"
+        path.write_text(json.dumps(protos[name].as_dict()))
+        written.append(path)
+    path = folder / "more.extxyz"
+    write(path, [AseAtomsAdaptor.get_atoms(protos[n]) for n in names[22:26]], format="extxyz")
+    written.append(path)
+    path = folder / "more.jsonl"
+    path.write_text("".join(json.dumps(protos[n].as_dict()) + "\n" for n in names[26:31]))
+    written.append(path)
+    path = folder / "gnome_like.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for n in names[31:]:
+            archive.writestr(f"by_id/{n}.CIF", protos[n].to(fmt="cif"))
+    written.append(path)
+    variants = {
+        "Bi2Se3_copy.json": copy_of(protos["Bi2Se3"] * (1, 1, 2), rng),
+        "Bi2Se3_strained.json": strained(protos["Bi2Se3"], 0.03),
+        "Bi2Te3_strained.json": strained(protos["Bi2Te3"], -0.03),
+    }
+    for file_name, structure in variants.items():
+        path = folder / file_name
+        path.write_text(json.dumps(structure.as_dict()))
+        written.append(path)
+    return sorted(written)

@@ -260,3 +260,15 @@ def test_a_grown_json_lines_file_adds_only_its_new_lines(session, tmp_path):
         handle.write(json.dumps(protos["InSb"].as_dict()) + "\n")
     report = ingest(session, iter_raw_files([path]))
     assert (report.inserted, report.already_ingested) == (1, 2)
+
+
+def test_demo_files_go_in_with_one_copy_and_two_strained_variants(session, tmp_path):
+    from hamdb.io.structure_samples import prototype_structures, write_demo_files
+    from hamdb.io.structures import iter_raw_files
+
+    paths = write_demo_files(tmp_path / "demo")
+    report = ingest(session, iter_raw_files(paths))
+    n = len(prototype_structures())
+    assert report.failed == 0 and report.seen == n + 3
+    assert report.duplicates == 1 and report.inserted == n + 2
+    assert report.new_materials == n
