@@ -1,9 +1,10 @@
 """Band gap and direct gap (eV) between band n_occ − 1 and band n_occ, refined near the edges.
 
 A Γ-centred mesh (a multiple of 6 points per periodic axis, so that Γ, M, K, X, L-type points
-are on it) finds the candidate band edges; each edge is then refined by a shrinking pattern
-search (3^d local grids, step halved each round) around the best mesh points, all candidates of
-a round diagonalised in one batch. The true edges can only be lower/higher than found, so the
+are on it; only one of each k, −k pair, as E(k) = E(−k) under time reversal) finds the
+candidate band edges; each edge is then refined by a shrinking pattern search (3^d local grids,
+step halved each round) around its two best mesh points, the unique k-points of all targets
+of a round diagonalised in one batch. The true edges can only be lower/higher than found, so the
 gap is an upper bound that the Wilson-loop k-points tighten further (`GapResult.tightened`).
 """
 
@@ -56,13 +57,27 @@ def mesh_size(
     return n
 
 
+def _scores(energies: np.ndarray, n_occ: int) -> np.ndarray:
+    """What each target minimises: −E_v (VBM), E_c (CBM), E_c − E_v (direct gap)."""
+    ev, ec = energies[:, n_occ - 1], energies[:, n_occ]
+    return np.stack([-ev, ec, ec - ev], axis=1)
+
+
+def _half_by_time_reversal(grid: np.ndarray, n: list[int]) -> np.ndarray:
+    """One of each pair k, −k (E(k) = E(−k) with time reversal, which Z2 presumes anyway)."""
+    index = np.round(grid * np.array(n)).astype(np.int64)
+    partner = (-index) % np.array(n)
+    flat = lambda i: (i[:, 0] * n[1] + i[:, 1]) * n[2] + i[:, 2]  # noqa: E731
+    return grid[flat(index) <= flat(partner)]
+
+
 def band_gap(
     problem: BandProblem,
     reciprocal_lengths: np.ndarray,
     periodic: list[int],
     spacing: float = 0.2,
     max_mesh: int = 3000,
-    rounds: int = 8,
+    rounds: int = 6,
 ) -> GapResult:
     """Indirect and direct gap around the occupied count of `problem`.
 
@@ -71,42 +86,35 @@ def band_gap(
     """
     n_occ = problem.n_occupied
     n = mesh_size(reciprocal_lengths, periodic, spacing, max_mesh)
-    grid = np.stack(np.meshgrid(*[np.arange(m) / m for m in n], indexing="ij"), axis=-1).reshape(
-        -1, 3
-    )
-    e = problem.eigenvalues(grid)[:, n_occ - 1 : n_occ + 1]
+    grid = np.stack(np.meshgrid(*[np.arange(m) / m for m in n], indexing="ij"), axis=-1)
+    grid = _half_by_time_reversal(grid.reshape(-1, 3), n)
+    scores = _scores(problem.eigenvalues(grid), n_occ)  # (n_k, 3): −E_v, E_c, E_c − E_v
     count = len(grid)
-    targets = {
-        "vbm": lambda ev: -ev[:, 0],
-        "cbm": lambda ev: ev[:, 1],
-        "direct": lambda ev: ev[:, 1] - ev[:, 0],
-    }
     offsets = np.array(
         list(itertools.product(*[(-1, 0, 1) if a in periodic else (0,) for a in range(3)]))
     )
-    step = 1.0 / np.array(n, dtype=float)
-    best: dict[str, tuple[float, np.ndarray]] = {}
-    for name, score in targets.items():
-        values = score(e)
-        order = np.argsort(values)[:2]
-        starts = grid[order]
-        current = values[order]
-        h = step / 2
-        for _ in range(rounds):
-            trial = (starts[:, None, :] + offsets[None, :, :] * h).reshape(-1, 3)
-            ev = problem.eigenvalues(trial)[:, n_occ - 1 : n_occ + 1]
-            count += len(trial)
-            vals = score(ev).reshape(len(starts), -1)
-            pick = np.argmin(vals, axis=1)
-            better = vals[np.arange(len(starts)), pick] < current
-            starts = np.where(
-                better[:, None],
-                trial.reshape(len(starts), -1, 3)[np.arange(len(starts)), pick],
-                starts,
-            )
-            current = np.minimum(current, vals.min(axis=1))
-            h = h / 2
-        winner = int(np.argmin(current))
+    # Two starting points per target (VBM, CBM, direct), all refined together: one batch of
+    # unique k-points per round, whichever targets share them.
+    target = np.repeat(np.arange(3), 2)
+    order = np.argsort(scores, axis=0)[:2].T.reshape(-1)
+    starts = grid[order]
+    current = scores[order, target]
+    h = 0.5 / np.array(n, dtype=float)
+    for _ in range(rounds):
+        trial = starts[:, None, :] + offsets[None, :, :] * h  # (6, n_offsets, 3)
+        unique, inverse = np.unique(np.round(trial.reshape(-1, 3), 12), axis=0, return_inverse=True)
+        values = _scores(problem.eigenvalues(unique), n_occ)[inverse.reshape(-1)]
+        count += len(unique)
+        vals = values.reshape(len(starts), -1, 3)[np.arange(len(starts)), :, target]
+        pick = np.argmin(vals, axis=1)
+        better = vals[np.arange(len(starts)), pick] < current
+        starts = np.where(better[:, None], trial[np.arange(len(starts)), pick], starts)
+        current = np.minimum(current, vals.min(axis=1))
+        h = h / 2
+    best = {}
+    for t, name in enumerate(("vbm", "cbm", "direct")):
+        mine = np.flatnonzero(target == t)
+        winner = mine[int(np.argmin(current[mine]))]
         best[name] = (float(current[winner]), starts[winner] % 1.0)
     as_k = lambda v: tuple(float(x) for x in v)  # noqa: E731
     return GapResult(
