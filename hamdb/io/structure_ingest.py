@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.orm import Session
 
-from hamdb.db.models import StructureRow, StructureSourceRow
+from hamdb.db.models import StructureRow, StructureSourceRow, elements_key
 from hamdb.errors import InputError
 from hamdb.io.structure_identity import Block, Crystal, Match, Matcher, symmetry_of
 from hamdb.io.structures import RawFile, ReadFailure, validate_structure
@@ -41,11 +41,6 @@ INGEST_LOCK_KEY = 0x68616D6462_01
 
 BlockKey = tuple[str, int]
 Item = tuple["Structure", str, str] | ReadFailure
-
-
-def elements_key(elements: Iterable[str]) -> str:
-    """`structures.elements_key`: sorted symbols joined as "-Bi-Se-" (LIKE '%-Bi-%' filters)."""
-    return "-" + "-".join(sorted(elements)) + "-"
 
 
 @dataclass
