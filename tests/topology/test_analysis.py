@@ -128,3 +128,30 @@ def test_spinless_is_refused() -> None:
     spinless = Hamiltonian.from_blocks(ham.structure, basis, "none", blocks, n_electrons=2.0)
     with pytest.raises(TopologyError, match="spin-orbit"):
         analyse(spinless, occupied=2)
+
+
+def _permute_axes(ham: Hamiltonian, order: list[int]) -> Hamiltonian:
+    """The same crystal with its lattice vectors renumbered (new axis i = old axis order[i])."""
+    from pymatgen.core import Lattice, Structure
+
+    s = ham.structure
+    structure = Structure(
+        Lattice(s.lattice.matrix[order]), [site.specie for site in s], s.frac_coords[:, order]
+    )
+    edges = ham.edges.copy()
+    edges[:, 2:5] = ham.edges[:, 2:5][:, order]
+    return Hamiltonian(
+        structure, ham.basis, ham.spin, edges, ham.offsets, ham.h, n_electrons=ham.n_electrons
+    )
+
+
+@pytest.mark.parametrize("order", [[2, 0, 1], [1, 2, 0]])
+def test_vacuum_along_any_lattice_vector(order: list[int]) -> None:
+    ham = _permute_axes(kane_mele(lambda_v=0.1), order)
+    report = analyse(ham)
+    assert report.dim == 2 and report.vacuum_axis == order.index(2) and report.z2 == [1]
+    # as a 3D stack of QSH layers: a weak index along the stacking vector only
+    stacked = analyse(ham, dim=3)
+    expected = [0, 0, 0, 0]
+    expected[1 + order.index(2)] = 1
+    assert stacked.z2 == expected
