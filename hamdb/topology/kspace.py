@@ -19,14 +19,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hamdb.errors import TopologyError
-from hamdb.physics.bloch import dense_hr, state_positions
+from hamdb.errors import HamiltonianError, TopologyError
+from hamdb.physics.bloch import bloch_matrices, dense_hr, state_positions, translations
+from hamdb.physics.checks import check_hamiltonian
 
 if TYPE_CHECKING:
     from hamdb.physics.hamiltonian import Hamiltonian
 
 #: Bound (bytes) on one chunk of (nk, N, N) complex matrices.
 CHUNK_BYTES = 1 << 27
+#: Above this size the dense H(R) stack is not built (large cells go through physics.bloch).
+DENSE_BYTES = 1 << 29
 
 
 @dataclass
@@ -35,7 +38,8 @@ class BandProblem:
 
     R: (n_R, 3) translations; hr: (n_R, N·N) flattened H(R) (eV); sr: (n_R, n·n) spinless S(R)
     or None; n_spin: 1 or 2; tau: (N, 3) fractional position of the atom of every state;
-    n_occupied: occupied bands (states below the gap).
+    n_occupied: occupied bands (states below the gap). Above DENSE_BYTES of dense stacks,
+    `ham` is kept instead and H(k), S(k) come from hamdb.physics.bloch's sparse scatter path.
     """
 
     R: np.ndarray
@@ -46,6 +50,7 @@ class BandProblem:
     tau: np.ndarray
     n_occupied: int
     label: str = "Hamiltonian"
+    ham: Hamiltonian | None = None  # set instead of hr/sr when the dense stacks are too big
 
     @classmethod
     def from_hamiltonian(
@@ -53,23 +58,24 @@ class BandProblem:
     ) -> BandProblem:
         """Dense stacks of `ham`, checked; `occupied` overrides ham.n_electrons (one per state)."""
         label = repr(ham)
-        R, h, s = dense_hr(ham)
-        if not np.all(np.isfinite(ham.h)):
-            raise TopologyError(f"{label}: H holds non-finite values")
-        _check_hermitian(R, h, hermitian_tol, "H", label)
-        if s is not None:
-            _check_hermitian(R, s, hermitian_tol, "S", label)
-        n_states = ham.n_states
+        try:
+            check_hamiltonian(ham, herm_tol=hermitian_tol)
+        except HamiltonianError as exc:
+            raise HamiltonianError(f"{label}: {exc}") from None
         n_occ = _occupied_count(ham, occupied, label)
+        n_R = len(translations(ham))
+        dense = n_R * ham.n_states**2 * 16 <= DENSE_BYTES
+        R, h, s = dense_hr(ham) if dense else (translations(ham), None, None)
         return cls(
             R=R.astype(float),
-            hr=np.ascontiguousarray(h.reshape(len(R), -1), dtype=complex),
+            hr=None if h is None else np.ascontiguousarray(h.reshape(len(R), -1), dtype=complex),
             sr=None if s is None else np.ascontiguousarray(s.reshape(len(R), -1).real),
-            n_states=n_states,
+            n_states=ham.n_states,
             n_spin=ham.n_spin,
             tau=state_positions(ham),
             n_occupied=n_occ,
             label=label,
+            ham=None if dense else ham,
         )
 
     @cached_property
@@ -81,12 +87,18 @@ class BandProblem:
 
     def _bloch(self, k: np.ndarray) -> np.ndarray:
         """Orthonormal-basis H'(k) (nk, N, N), Hermitian to round-off, lattice gauge."""
-        phases = np.exp(2j * np.pi * (k @ self.R.T))
-        n = self.n_states
-        hk = (phases @ self.hr).reshape(len(k), n, n)
-        if self.sr is not None:
-            m = self.n_orbitals
-            sk = (phases.real @ self.sr + 1j * (phases.imag @ self.sr)).reshape(len(k), m, m)
+        n, m = self.n_states, self.n_orbitals
+        sk = None
+        if self.ham is not None:
+            hk, s_spinor = bloch_matrices(self.ham, k)
+            if s_spinor is not None:
+                sk = s_spinor[:, :: self.n_spin, :: self.n_spin]
+        else:
+            phases = np.exp(2j * np.pi * (k @ self.R.T))
+            hk = (phases @ self.hr).reshape(len(k), n, n)
+            if self.sr is not None:
+                sk = (phases.real @ self.sr + 1j * (phases.imag @ self.sr)).reshape(len(k), m, m)
+        if sk is not None:
             w, v = np.linalg.eigh(sk)
             if np.any(w[:, 0] <= 1e-8 * np.maximum(w[:, -1], 1e-300)):
                 bad = int(np.argmin(w[:, 0]))
@@ -132,25 +144,6 @@ class BandProblem:
         if gauge == "atomic":
             vectors *= np.exp(-2j * np.pi * (k @ self.tau.T))[:, :, None]
         return energies, vectors
-
-
-def _check_hermitian(R: np.ndarray, m: np.ndarray, tol: float, name: str, label: str) -> None:
-    """M(R) = M(−R)† for every R, else a one-line error naming the translation."""
-    index = {tuple(r): n for n, r in enumerate(R.tolist())}
-    for n, r in enumerate(R.tolist()):
-        partner = index.get(tuple(-x for x in r))
-        if partner is None:
-            if np.abs(m[n]).max(initial=0.0) > tol:
-                raise TopologyError(
-                    f"{label}: {name}(R={r}) has no partner {name}(-R): not Hermitian"
-                )
-            continue
-        diff = float(np.abs(m[n] - m[partner].conj().T).max(initial=0.0))
-        if diff > tol:
-            raise TopologyError(
-                f"{label}: {name} is not Hermitian: |{name}(R) - {name}(-R)^†| = {diff:.3g} at "
-                f"R = {r} (tolerance {tol:g})"
-            )
 
 
 def _occupied_count(ham: Hamiltonian, occupied: int | None, label: str) -> int:

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from hamdb.errors import TopologyError
+from hamdb.errors import HamiltonianError, TopologyError
 from hamdb.physics.basis import BasisSet
 from hamdb.physics.hamiltonian import Hamiltonian
 from hamdb.physics.models import bhz, bhz_z2, fu_kane_mele, fu_kane_mele_z2, kane_mele, kane_mele_z2
@@ -95,12 +95,12 @@ def test_too_few_occupied_and_odd_count() -> None:
         analyse(bhz(), occupied=3)
 
 
-def test_non_hermitian_h_names_the_translation() -> None:
+def test_non_hermitian_h_names_the_edge() -> None:
     ham = kane_mele()
     h = ham.h.copy()
     e = ham.edge_index[(0, 1, (0, 0, 0))]
     h[ham.offsets[e]] += 0.3
-    with pytest.raises(TopologyError, match=r"not Hermitian.*R = \[0, 0, 0\]"):
+    with pytest.raises(HamiltonianError, match=r"not Hermitian.*edge \(i=0, j=1, R=\(0, 0, 0\)\)"):
         analyse(ham.with_h(h))
 
 

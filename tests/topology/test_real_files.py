@@ -37,6 +37,19 @@ def test_bi111_bilayer_is_qsh_and_parity_agrees(bi) -> None:  # type: ignore[no-
     assert report.gap_ev == pytest.approx(0.17, abs=0.02)
 
 
+def test_sparse_bloch_path_gives_the_same_flow(bi, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Large cells skip the dense H(R) stack (physics.bloch's scatter path): same WCCs."""
+    from hamdb.topology import kspace
+
+    dense = plane_flow(BandProblem.from_hamiltonian(bi, 30), 2, 0.0)
+    monkeypatch.setattr(kspace, "DENSE_BYTES", 0)
+    problem = BandProblem.from_hamiltonian(bi, 30)
+    assert problem.hr is None and problem.ham is bi
+    sparse = plane_flow(problem, 2, 0.0)
+    assert sparse.z2 == dense.z2 == 1
+    np.testing.assert_allclose(sparse.wcc, dense.wcc, atol=1e-9)
+
+
 def test_inas_is_trivial_without_inversion(inas) -> None:  # type: ignore[no-untyped-def]
     report = analyse(inas, occupied=6)
     assert report.dim == 3 and report.converged and report.z2 == [0, 0, 0, 0]
