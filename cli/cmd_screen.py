@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
 import click
 
 from hamdb.cli.cmd_topology import collect_settings, settings_options
@@ -45,9 +49,33 @@ def command(project, pending: bool, kind: str, workers: int, as_json: bool, **kw
 
     settings = collect_settings(kwargs)
     store = HamiltonianStore(project.store_path)
-    with Session(make_engine(project.database_url), expire_on_commit=False) as session:
-        counts = screen_pending(session, store, kind=kind, workers=workers, settings=settings)
+    with (
+        Session(make_engine(project.database_url), expire_on_commit=False) as session,
+        _progress(sys.stderr.isatty() and not as_json) as progress,
+    ):
+        counts = screen_pending(
+            session, store, kind=kind, workers=workers, settings=settings, progress=progress
+        )
     if as_json:
         echo_json(counts)
     else:
         click.echo(", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar on a terminal, nothing otherwise (CI, pipes, --json)."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("screening", total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)

@@ -10,14 +10,14 @@ input) gets a row with `error` set, so it is not retried for the same settings.
 from __future__ import annotations
 
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import TYPE_CHECKING, Any
 
 from hamdb.errors import HamdbError
 from hamdb.topology.analysis import TopologyReport, TopologySettings, analyse
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from sqlalchemy.orm import Session
 
@@ -155,12 +155,14 @@ def screen_pending(
     kind: str = "predicted",
     workers: int = 1,
     settings: TopologySettings | Mapping[str, Any] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, int]:
     """Compute and store results for every pending Hamiltonian of `kind`.
 
     Returns counts {"pending", "screened", "metal", "failed", "skipped"}. With workers > 1 the
     ids are dealt round-robin to processes, each with its own database connection. The
     session's transaction is committed first (rows are committed one Hamiltonian at a time).
+    progress(done, total) is called after each Hamiltonian (each worker's batch with workers > 1).
     """
     s = settings if isinstance(settings, TopologySettings) else TopologySettings.from_dict(settings)
     ids = pending_ids(session, kind, s.sha256())
@@ -169,8 +171,10 @@ def screen_pending(
     session.commit()
     counts: Counter[str] = Counter()
     if workers <= 1 or len(ids) <= 1:
-        for hid in ids:
+        for done, hid in enumerate(ids, 1):
             counts[screen_one(session, store, hid, s)] += 1
+            if progress is not None:
+                progress(done, len(ids))
     else:
         url = session.get_bind().url.render_as_string(hide_password=False)
         chunks = [ids[w::workers] for w in range(workers)]
@@ -180,8 +184,10 @@ def screen_pending(
                 for chunk in chunks
                 if chunk
             ]
-            for f in futures:
+            for f in as_completed(futures):
                 counts.update(f.result())
+                if progress is not None:
+                    progress(sum(counts.values()), len(ids))
     return {
         "pending": len(ids),
         **{k: counts.get(k, 0) for k in ("screened", "metal", "failed", "skipped")},
