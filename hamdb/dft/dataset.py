@@ -9,8 +9,8 @@ interrupt it at any time and run it again to continue.
 Prototypes (atoms in the primitive cell): fcc (1), bcc (1), hcp (2), diamond (2) for single
 elements; zincblende (2), rocksalt (2), CsCl (2), wurtzite (4) for AB; 1T (3) and 2H (6) layered
 MX2; Bi2Se3-type (5, rhombohedral) A2B3. Nearest-neighbour distances are the sum of the
-elements' covalent radii (Cordero et al., Dalton Trans. 2008, 2832, as tabulated by pymatgen's
-`Element.atomic_radius_calculated` fallback to `atomic_radius`), so cells are near-physical.
+elements' empirical atomic radii (pymatgen's
+`Element.atomic_radius`: Slater, J. Chem. Phys. 41, 3199 (1964)), so cells are near-physical.
 Strain: a symmetric random matrix with entries up to `STRAIN`; displacements: Gaussian, σ =
 `DISPLACEMENT_ANGSTROM` per Cartesian direction.
 """
@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hamdb.dft.gpaw_lcao import LcaoSettings
+from hamdb.errors import InputError
 
 if TYPE_CHECKING:
     from pymatgen.core import Structure
@@ -102,6 +103,8 @@ ELEMENTS: tuple[str, ...] = (
     "Pb",
     "Bi",
 )
+#: Elemental prototypes skip the molecular gases and halogens (no dense phase to mimic).
+ELEMENTAL_ELEMENTS = tuple(el for el in ELEMENTS if el not in ("N", "O", "F", "Cl", "Br", "I"))
 LAYER_METALS = ("Ti", "Zr", "Hf", "V", "Nb", "Ta", "Mo", "W", "Sn", "Pt", "Pd", "Re")
 CHALCOGENS = ("S", "Se", "Te")
 PNICTOGENS = ("Bi", "Sb", "As", "In", "Tl")
@@ -111,11 +114,10 @@ DATASET_SETTINGS = LcaoSettings(kdensity=1.2, grid_spacing=0.25, width_ev=0.1, m
 
 
 def _radius(el: str) -> float:
+    """Slater's empirical atomic radius (Å), at least 0.7 Å so no cell collapses."""
     from pymatgen.core import Element
 
-    e = Element(el)
-    r = e.atomic_radius_calculated or e.atomic_radius
-    return float(r or 1.4)
+    return max(float(Element(el).atomic_radius or 1.4), 0.7)
 
 
 def _fcc(a: float) -> np.ndarray:
@@ -217,7 +219,7 @@ def item(index: int, seed: int = 0) -> tuple[DatasetItem, Structure]:
     rng = np.random.default_rng([seed, index])
     if rng.random() < 0.4:
         proto = str(rng.choice(ELEMENTAL))
-        els: tuple[str, ...] = (str(rng.choice(ELEMENTS)),)
+        els: tuple[str, ...] = (str(rng.choice(ELEMENTAL_ELEMENTS)),)
     else:
         proto = str(rng.choice(BINARY))
         if proto in ("1T", "2H"):
@@ -245,10 +247,13 @@ def add_structures(project: Project, n: int, seed: int = 0) -> list[int]:
     engine = make_engine(project.database_url)
     for i in range(n):
         meta, structure = item(i, seed)
-        with session_scope(engine) as session:
-            sid, _ = find_or_add_structure(
-                session, structure, f"{SOURCE}:seed{seed}", meta.source_id
-            )
+        try:
+            with session_scope(engine) as session:
+                sid, _ = find_or_add_structure(
+                    session, structure, f"{SOURCE}:seed{seed}", meta.source_id
+                )
+        except InputError:  # a generated cell ingest refuses (degenerate): not a data point
+            continue
         ids.append(sid)
     return ids
 

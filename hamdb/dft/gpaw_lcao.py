@@ -236,21 +236,27 @@ def _gpaw_calculator(settings: LcaoSettings, mesh: Sequence[int]) -> Any:
     )
 
 
-def run_scf(structure: Structure, settings: LcaoSettings) -> tuple[Any, tuple[int, int, int]]:
-    """Converged GPAW calculator of the structure (DFTError if the SCF does not converge)."""
-    from gpaw import KohnShamConvergenceError
-
+def prepare(structure: Structure, settings: LcaoSettings) -> tuple[Any, tuple[int, int, int]]:
+    """An initialised (not yet converged) GPAW calculator and its SCF mesh: setups and basis
+    are loaded, so the basis layout and the full-zone mesh can be checked before the SCF."""
     validate_structure(structure, settings)
     mesh = kmesh_from_density(structure, settings.kdensity)
     atoms = _atoms(structure)
     atoms.calc = _gpaw_calculator(settings, mesh)
+    atoms.calc.initialize(atoms)
+    return atoms.calc, mesh
+
+
+def run_scf(calc: Any, settings: LcaoSettings) -> None:
+    """Converge the SCF of a prepared calculator (DFTError if it does not converge)."""
+    from gpaw import KohnShamConvergenceError
+
     try:
-        atoms.get_potential_energy()
+        calc.get_potential_energy()
     except KohnShamConvergenceError:
         raise DFTError(f"SCF did not converge in {settings.maxiter} iterations") from None
     # Later fixed-density runs must reuse this very grid (they recompute it from h otherwise).
-    atoms.calc.parameters["h"] = None
-    return atoms.calc, mesh
+    calc.parameters["h"] = None
 
 
 def soc_operators(calc: Any) -> dict[int, np.ndarray]:
@@ -421,10 +427,11 @@ def compute(structure: Structure, settings: LcaoSettings | None = None) -> LcaoR
     settings = settings or LcaoSettings()
     timings = Timings()
     t0 = time.perf_counter()
-    calc, scf_mesh = run_scf(structure, settings)
+    calc, scf_mesh = prepare(structure, settings)
+    basis, slices, pairs, mesh = _layout(structure, calc, settings)
+    run_scf(calc, settings)
     timings.scf_s = time.perf_counter() - t0
 
-    basis, slices, pairs, mesh = _layout(structure, calc, settings)
     t0 = time.perf_counter()
     matrices = _KMatrices(calc, soc_operators(calc))
     efermi_soc = float(soc_eigenstates(calc).fermi_level)
