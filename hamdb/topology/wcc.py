@@ -167,8 +167,15 @@ class _Line:
 class _PlaneRun:
     """State of one adaptive plane computation (lines kept sorted by t)."""
 
-    def __init__(self, problem: BandProblem, plane: tuple[int, float, int, int], s: WccSettings):
+    def __init__(
+        self,
+        problem: BandProblem,
+        plane: tuple[int, float, int, int],
+        s: WccSettings,
+        shared: dict[tuple, _Line] | None = None,
+    ):
         self.problem = problem
+        self.shared = {} if shared is None else shared
         self.plane = plane
         self.s = s
         g = np.zeros(3)
@@ -228,10 +235,24 @@ class _PlaneRun:
             todo = [ln for ln in todo if not ln.converged]
             del t
 
+    def _key(self, t: float) -> tuple:
+        """Line identity: loop axis and the two other k-coordinates."""
+        fixed, value, pump, loop = self.plane
+        coords = {fixed: round(value, 12), pump: round(t / 2, 12)}
+        return (loop, tuple(sorted(coords.items())))
+
     def run(self) -> PlaneResult:
         s = self.s
         lines = [_Line(float(t), s.k_start) for t in np.linspace(0, 1, s.num_lines)]
+        # The two time-reversal-invariant edge lines of a 3D plane are also edge lines of the
+        # plane with the other fixed axis and the same loop axis: computed once.
+        for end in (lines[0], lines[-1]):
+            done = self.shared.get(self._key(end.t))
+            if done is not None:
+                end.n_k, end.wcc, end.converged = done.n_k, done.wcc, True
         self.converge_lines(lines)
+        for end in (lines[0], lines[-1]):
+            self.shared.setdefault(self._key(end.t), end)
         limit_hit = bool(self.messages)
         while s.adaptive:
             wcc = np.stack([ln.wcc for ln in lines])  # type: ignore[misc]
@@ -306,7 +327,14 @@ def z2_2d(
 
 def z2_3d(problem: BandProblem, settings: WccSettings | None = None) -> list[PlaneResult]:
     """The six time-reversal-invariant planes k_i = 0, ½ (i = 1, 2, 3), in that order."""
-    return [plane_flow(problem, axis, value, settings) for axis in range(3) for value in (0.0, 0.5)]
+    shared: dict[tuple, _Line] = {}
+    out = []
+    for axis in range(3):
+        others = [a for a in range(3) if a != axis]
+        for value in (0.0, 0.5):
+            plane = (axis, value, others[0], others[1])
+            out.append(_PlaneRun(problem, plane, settings or WccSettings(), shared).run())
+    return out
 
 
 def indices_3d(planes: list[PlaneResult]) -> tuple[list[int] | None, str | None]:
