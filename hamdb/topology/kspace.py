@@ -116,6 +116,15 @@ class BandProblem:
                 hk = x @ hk @ x
         return 0.5 * (hk + hk.conj().transpose(0, 2, 1))
 
+    @cached_property
+    def time_reversal_symmetric(self) -> bool:
+        """Θ H'(k) Θ⁻¹ = H'(−k) at a few generic k (to 1e-8 of the largest element)?"""
+        k = np.random.default_rng(7).random((4, 3))
+        hk, hmk = self._bloch(k), self._bloch(-k)
+        theta = np.kron(np.eye(self.n_orbitals), np.array([[0, 1], [-1, 0]]))
+        deviation = np.abs(theta @ hk.conj() @ theta.T - hmk).max()
+        return self.n_spin == 2 and bool(deviation <= 1e-8 * max(1.0, np.abs(hk).max()))
+
     def eigenvalues(self, kpts: np.ndarray) -> np.ndarray:
         """All band energies (nk, N) in eV, ascending."""
         k = np.atleast_2d(np.asarray(kpts, dtype=float))

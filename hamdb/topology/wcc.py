@@ -127,6 +127,14 @@ def z2_from_flow(wcc: np.ndarray) -> int:
 
 
 # -- Wilson loops -------------------------------------------------------------------------------
+def time_reversed(c: np.ndarray) -> np.ndarray:
+    """Θ c = (1 ⊗ iσ_y) c* on interleaved spinor coefficients (..., N, n): states at −k."""
+    out = np.empty_like(c)
+    out[..., 0::2, :] = np.conj(c[..., 1::2, :])
+    out[..., 1::2, :] = -np.conj(c[..., 0::2, :])
+    return out
+
+
 def _line_kpoints(plane: tuple[int, float, int, int], t: np.ndarray, n_k: int) -> np.ndarray:
     """(n_lines, n_k, 3) k-points u = j/n_k along the loop axis at pump coordinates t/2."""
     fixed, value, pump, loop = plane
@@ -186,18 +194,35 @@ class _PlaneRun:
         self.e_bounds = [np.inf, -np.inf, np.inf]  # min band, max occupied, min empty (eV)
 
     def _states(self, t: np.ndarray, n_k: int, odd_only: bool) -> np.ndarray:
-        """Occupied periodic states (n_lines, n_k or n_k/2, N, n_occ) on lines at t."""
+        """Occupied periodic states (n_lines, n_k or n_k/2, N, n_occ) on lines at t.
+
+        On the time-reversal-invariant lines (t = 0, 1) only one of each pair u, −u is
+        diagonalised; the other is Θ of it (when H is time-reversal symmetric).
+        """
         k = _line_kpoints(self.plane, t, n_k)
+        j = np.arange(n_k)
         if odd_only:
-            k = k[:, 1::2]
-        shape = k.shape[:2]
-        energies, u = self.problem.occupied_states(k.reshape(-1, 3))
+            k, j = k[:, 1::2], j[1::2]
+        n_lines, m = k.shape[:2]
+        partner = (n_k - j) % n_k
+        compute = np.ones((n_lines, m), dtype=bool)
+        tri = np.isin(t, (0.0, 1.0)) & self.problem.time_reversal_symmetric
+        compute[tri] = j <= partner
+        energies, c = self.problem.occupied_states(k[compute], gauge="lattice")
         self.n_kpoints += len(energies)
         n_occ = self.problem.n_occupied
         self.e_bounds[0] = min(self.e_bounds[0], float(energies[:, 0].min()))
         self.e_bounds[1] = max(self.e_bounds[1], float(energies[:, n_occ - 1].max()))
         self.e_bounds[2] = min(self.e_bounds[2], float(energies[:, n_occ].min()))
-        return u.reshape(*shape, *u.shape[1:])
+        u = np.empty((n_lines, m, *c.shape[1:]), dtype=complex)
+        u[compute] = c
+        if tri.any():
+            missing = j > partner
+            source = np.searchsorted(j, partner[missing])
+            for line in np.flatnonzero(tri):
+                u[line, missing] = time_reversed(u[line, source])
+        u *= np.exp(-2j * np.pi * (k @ self.problem.tau.T))[..., None]
+        return u
 
     def converge_lines(self, lines: list[_Line]) -> None:
         """Double the k-points of each line until its WCCs move less than pos_tol."""

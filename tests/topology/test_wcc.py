@@ -107,3 +107,21 @@ def test_limits_reached_means_not_converged_and_no_z2() -> None:
     problem = BandProblem.from_hamiltonian(kane_mele(lambda_r=0.0, lambda_v=0.28))
     starved = plane_flow(problem, 2, 0.0, WccSettings(min_neighbour_dist=0.04))
     assert not starved.converged and starved.z2 is None and starved.messages
+
+
+def test_time_reversed_states_match_diagonalised_ones_on_tri_lines() -> None:
+    """Θ-derived states at −k give the same WCCs as diagonalising there (FKM, exact TRS)."""
+    problem = BandProblem.from_hamiltonian(fu_kane_mele(delta_t1=0.4))
+    assert problem.time_reversal_symmetric
+    plane = (0, 0.5, 1, 2)
+    k = _line_kpoints(plane, np.array([1.0]), 16)[0]  # a time-reversal-invariant line
+    _, u = problem.occupied_states(k)
+    g = np.zeros(3)
+    g[2] = 1
+    closure = np.exp(-2j * np.pi * problem.tau @ g)
+    direct = wilson_wcc(u[None], closure)[0]
+    flow = plane_flow(problem, 0, 0.5, WccSettings(num_lines=3, adaptive=False, k_start=16))
+    assert max_move(flow.wcc[-1], direct) < 1e-10
+    noisy = kane_mele()
+    noisy = noisy.with_h(noisy.h + 1e-3 * (noisy.h != 0) * 1j * (np.arange(noisy.h.size) % 3 == 0))
+    assert not BandProblem.from_hamiltonian(noisy, hermitian_tol=1.0).time_reversal_symmetric
