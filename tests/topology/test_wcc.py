@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hamdb.physics.bloch import bloch_matrices, state_positions
-from hamdb.physics.models import fu_kane_mele, kane_mele
+from hamdb.physics.models import bhz, fu_kane_mele, kane_mele
 from hamdb.topology.kspace import BandProblem
 from hamdb.topology.wcc import (
     WccSettings,
@@ -61,8 +61,12 @@ def _z2pack_system(ham, n_occ: int):
 
 @pytest.mark.parametrize(
     "ham, plane",
-    [(kane_mele(lambda_v=0.1), (2, 0.0, 0, 1)), (fu_kane_mele(delta_t1=0.4), (0, 0.5, 1, 2))],
-    ids=["kane_mele", "fu_kane_mele"],
+    [
+        (kane_mele(lambda_v=0.1), (2, 0.0, 0, 1)),
+        (bhz(M=1.0, D=0.3), (2, 0.0, 0, 1)),
+        (fu_kane_mele(delta_t1=0.4), (0, 0.5, 1, 2)),
+    ],
+    ids=["kane_mele", "bhz", "fu_kane_mele"],
 )
 def test_line_wcc_equal_to_z2pack_with_positions(ham, plane) -> None:
     """Same line, same k-points, atoms off the origin: identical WCCs (the gauge uses τ)."""
