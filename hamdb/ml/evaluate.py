@@ -117,8 +117,11 @@ def structure_metrics(bundle: ModelBundle, record: Record) -> dict[str, float]:
             split_dft = eigenvalues(dft_soc, special)[:, lo:hi] - np.repeat(dn, 2, axis=1)[:, lo:hi]
             m["soc_split_mae_ev"] = float(np.abs(split_pred - split_dft).mean())
         if "overlap" in bundle.nets and n_occ is not None and 0 < n_occ < e_dft.shape[1]:
-            e_s = eigenvalues(_with_overlap(dft_soc, pred["soc"].s), kpts)
-            m["overlap_band_mae_ev"] = float(np.abs(e_s[:, :n_occ] - e_dft[:, :n_occ]).mean())
+            try:
+                e_s = eigenvalues(_with_overlap(dft_soc, pred["soc"].s), kpts)
+                m["overlap_band_mae_ev"] = float(np.abs(e_s[:, :n_occ] - e_dft[:, :n_occ]).mean())
+            except HamdbError:  # a learned S(k) that is not positive definite
+                m["overlap_not_positive_definite"] = 1.0
     return m
 
 
@@ -144,10 +147,13 @@ def _as_spinor_elements(template: Hamiltonian, flat: np.ndarray) -> np.ndarray:
 
 def evaluate_records(bundle: ModelBundle, records: Sequence[Record]) -> dict[str, Any]:
     """Mean of each metric over the records, plus their count and the per-structure values."""
-    rows = [structure_metrics(bundle, r) | {"structure_id": r.structure_id} for r in records]
+    known = set.intersection(*(set(net.cfg.shells) for net in bundle.nets.values()))
+    usable = [r for r in records if set(r.h_none.species) <= known]
+    rows = [structure_metrics(bundle, r) | {"structure_id": r.structure_id} for r in usable]
     keys = sorted({k for r in rows for k in r if k != "structure_id"})
     summary: dict[str, Any] = {k: float(np.mean([r[k] for r in rows if k in r])) for k in keys}
     summary["n_structures"] = len(rows)
+    summary["n_skipped_unseen_element"] = len(records) - len(usable)
     summary["per_structure"] = rows
     return summary
 

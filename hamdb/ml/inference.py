@@ -11,8 +11,10 @@ on the same edges; n_electrons from the basis's valence counts; Hermitian exactl
 
 Edges: every pair (i, j, R) closer than the longest edge the training data had for that pair
 of elements (`pair_cutoff_ang`), so a prediction has the blocks a DFT run would have.
-Overlap: the model's learned "overlap" network when it has one (see the issue note for its
-band error), else exact from the basis through `hamdb.dft.compute_overlap(structure)`.
+Overlap: exact from the basis through GPAW (`hamdb.dft.gpaw_lcao.compute_overlap`, no SCF)
+for a GPAW-basis model where GPAW is installed; then the edges are exactly GPAW's. Otherwise
+the model's learned "overlap" network (see the issue note for its error) on edges from the
+training data's cut-offs. `predictor.overlap = "exact" | "learned"` forces one.
 """
 
 from __future__ import annotations
@@ -72,12 +74,12 @@ def pair_cutoff_table(hams: Sequence[Hamiltonian]) -> dict[str, float]:
 
 
 def _exact_overlap() -> Any:
-    """hamdb.dft.compute_overlap(structure) -> Hamiltonian with S, or None where unavailable."""
+    """GPAW's compute_overlap(structure) -> Hamiltonian with the exact S, or None without GPAW."""
     try:
-        from hamdb import dft
-    except ImportError:
+        from hamdb.dft.gpaw_lcao import compute_overlap
+    except ImportError:  # GPAW is an optional dependency (the [dft] extra)
         return None
-    return getattr(dft, "compute_overlap", None)
+    return compute_overlap
 
 
 class Predictor:
@@ -95,7 +97,7 @@ class Predictor:
         self.spec = spec
         self.metrics = metrics or {}
         self.batch_size = 8
-        self.overlap = "auto"  # "exact": always hamdb.dft.compute_overlap
+        self.overlap = "auto"  # or "exact" (GPAW's S) or "learned" (the overlap network)
 
     # -- loading ---------------------------------------------------------------------------
     @classmethod
@@ -132,18 +134,45 @@ class Predictor:
     def check(self, structure: Any, basis: BasisSet | None = None) -> None:
         """ModelError naming the element or shells the model cannot handle."""
         species = [site.specie.symbol for site in structure]
+        for cfg in (net.cfg for net in self.bundle.nets.values()):
+            check_basis(basis or self.basis, species, cfg.shells, cfg.basis_name)
         cfg = self.bundle.nets["nonsoc"].cfg
-        check_basis(basis or self.basis, species, cfg.shells, cfg.basis_name)
         if basis is not None and basis.name != cfg.basis_name:
             raise ModelError(
                 f"basis mismatch: structures use {basis.name!r}, the model was trained on {cfg.basis_name!r}"
             )
 
     def edges_for(self, structure: Any) -> np.ndarray:
+        """(i, j, R) edges from the training data's longest edge per element pair."""
         species = [site.specie.symbol for site in structure]
         cut = pair_cutoffs(self.bundle.nets["nonsoc"].cfg, species)
         edges, _ = periodic_neighbours(structure.lattice.matrix, structure.frac_coords, cut)
         return edges
+
+    def use_exact_overlap(self) -> bool:
+        """Exact S from GPAW ("auto": when GPAW is there and speaks the model's basis)."""
+        if self.overlap == "learned":
+            return False
+        if self.overlap == "exact":
+            return True
+        if "overlap" in self.bundle.nets and not self.basis.name.startswith("gpaw"):
+            return False
+        return _exact_overlap() is not None and self.basis.name.startswith("gpaw")
+
+    def reference_overlap(self, structure: Any) -> Hamiltonian:
+        """hamdb.dft's exact S(R) (and its edges) for `structure`."""
+        exact = _exact_overlap()
+        if exact is None:
+            raise ModelError(
+                f"model {self.spec}: the exact overlap needs GPAW (hamdb.dft.gpaw_lcao."
+                "compute_overlap), which is not importable here"
+            )
+        ref = exact(structure)
+        if ref.basis.name != self.basis.name:
+            raise ModelError(
+                f"basis mismatch: GPAW gives {ref.basis.name!r}, the model speaks {self.basis.name!r}"
+            )
+        return ref
 
     def predict(
         self, structures: Sequence[Any], basis: BasisSet | None = None
@@ -156,36 +185,48 @@ class Predictor:
         for s in structures:
             self.check(s, basis)
         nets = self.bundle.nets
+        exact = self.use_exact_overlap()
+        if not exact and "overlap" not in nets:
+            raise ModelError(
+                f"model {self.spec} has no overlap network and the exact overlap is unavailable"
+            )
         l_pairs = nets["nonsoc"].cfg.l_pairs
-        graphs, layouts = [], []
+        graphs, layouts, overlaps = [], [], []
         for s in structures:
-            g, layout = make_graph(s, self.basis, self.edges_for(s), l_pairs)
+            ref = self.reference_overlap(s) if exact else None
+            edges = ref.edges if ref is not None else self.edges_for(s)
+            g, layout = make_graph(s, self.basis, edges, l_pairs)
             graphs.append(g)
             layouts.append(layout)
+            overlaps.append(ref.s if ref is not None else None)
+        names = [n for n in nets if n != "overlap" or not exact]
         with torch.inference_mode():
-            outputs = {
-                name: run_network(net, graphs, self.batch_size) for name, net in nets.items()
-            }
-        return [self._assemble(k, s, layouts[k], outputs) for k, s in enumerate(structures)]
+            outputs = {n: run_network(nets[n], graphs, self.batch_size) for n in names}
+        return [
+            self._assemble(k, s, layouts[k], outputs, overlaps[k]) for k, s in enumerate(structures)
+        ]
 
     def _assemble(
-        self, k: int, structure: Any, layout: BlockLayout, outputs: dict[str, list]
+        self,
+        k: int,
+        structure: Any,
+        layout: BlockLayout,
+        outputs: dict[str, list],
+        s_flat: np.ndarray | None,
     ) -> Hamiltonian:
         nets = self.bundle.nets
         h0 = blocks_to_flat(nets["nonsoc"], layout, outputs["nonsoc"][k])
-        s_flat = self._overlap(k, structure, layout, outputs)
+        if s_flat is None:
+            s_flat = blocks_to_flat(nets["overlap"], layout, outputs["overlap"][k])
         species = [site.specie.symbol for site in structure]
         sizes = self.basis.orbital_counts(species)
         e = layout.edges
-        s_offsets = np.concatenate([[0], np.cumsum(sizes[e[:, 0]] * sizes[e[:, 1]])]).astype(
-            np.int64
-        )
+        s_offsets = np.concatenate([[0], np.cumsum(sizes[e[:, 0]] * sizes[e[:, 1]])])
+        s_offsets = s_offsets.astype(np.int64)
         spin = "soc" if self.bundle.has_soc else "none"
         if spin == "soc":
-            h = spinor_from_spinless(layout, h0) + blocks_to_flat(
-                nets["soc"], layout, outputs["soc"][k]
-            )
-            offsets = 4 * s_offsets
+            delta = blocks_to_flat(nets["soc"], layout, outputs["soc"][k])
+            h, offsets = spinor_from_spinless(layout, h0) + delta, 4 * s_offsets
         else:
             h, offsets = h0, s_offsets
         ham = Hamiltonian(
@@ -195,30 +236,3 @@ class Predictor:
         )  # fmt: skip
         ham.uncertainty_ev = self.metrics.get("gap_mae_ev")  # type: ignore[attr-defined]
         return ham
-
-    def _overlap(
-        self, k: int, structure: Any, layout: BlockLayout, outputs: dict[str, list]
-    ) -> np.ndarray:
-        """S on the prediction's edges: the learned part if the bundle has one, else exact."""
-        if "overlap" in outputs and self.overlap != "exact":
-            return blocks_to_flat(self.bundle.nets["overlap"], layout, outputs["overlap"][k])
-        exact = _exact_overlap()
-        if exact is None:
-            raise ModelError(
-                f"model {self.spec} has no overlap network and hamdb.dft.compute_overlap "
-                "(exact S from the basis) is unavailable"
-            )
-        return _align_overlap(exact(structure), layout, self.basis, structure)
-
-
-def _align_overlap(
-    ref: Hamiltonian, layout: BlockLayout, basis: BasisSet, structure: Any
-) -> np.ndarray:
-    """The reference overlap's blocks on the prediction's edges (zero where it has none)."""
-    species = [site.specie.symbol for site in structure]
-    sizes = basis.orbital_counts(species)
-    parts = []
-    for i, j, *R in layout.edges.tolist():
-        e = ref.edge_index.get((i, j, tuple(R)))
-        parts.append(ref.s_block(e).ravel() if e is not None else np.zeros(sizes[i] * sizes[j]))
-    return np.concatenate(parts) if parts else np.zeros(0)

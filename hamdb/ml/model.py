@@ -293,6 +293,12 @@ class HamiltonianNet(nn.Module):
         length = vec.norm(dim=1)
         h = self.node_features(batch, vec, length)
         x = self.edge_features(batch, h, vec, length)
+        # Cut the edge features into their irreps once (slicing per head costs a full-size
+        # gradient buffer per slice in the backward pass).
+        mul = self.cfg.edge_mul
+        parts = {
+            ir: x[:, sl].reshape(len(x), mul, 2 * ir[0] + 1) for ir, sl in self._slices.items()
+        }
         i, j = batch.edge_index
         raw: dict[tuple[int, int], torch.Tensor] = {}
         for l1, l2 in self.cfg.l_pairs:
@@ -308,11 +314,9 @@ class HamiltonianNet(nn.Module):
             feats = torch.cat([ea, eb, self.edge_rbf(length[edge]), onsite], dim=1)
             irreps = self._head_irreps[key]
             w = self.heads[key](feats).view(len(edge), len(irreps), self.cfg.edge_mul)
-            xe = x[edge]
-            coeffs = []
-            for k, (L, p) in enumerate(irreps):
-                part = xe[:, self._slices[(L, p)]].view(len(edge), self.cfg.edge_mul, 2 * L + 1)
-                coeffs.append(torch.einsum("nc,ncm->nm", w[:, k], part))
+            coeffs = [
+                torch.einsum("nc,ncm->nm", w[:, k], parts[ir][edge]) for k, ir in enumerate(irreps)
+            ]
             c = torch.cat(coeffs, dim=1) * self.cfg.scale_ev
             n_sym = getattr(self, f"cg_{key}").shape[2]
             block = torch.einsum("abk,nk->nab", getattr(self, f"cg_{key}"), c[:, :n_sym])

@@ -44,6 +44,7 @@ class TrainConfig:
     device: str = "cpu"
     val_fraction: float = 0.15
     test_fraction: float = 0.15
+    max_minutes: float | None = None  # wall-clock budget; the best weights so far are kept
     model: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -250,7 +251,14 @@ class Trainer:
     def fit(self, on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> History:
         """Train until `epochs` or until the validation score stalls for `patience` epochs."""
         seed_everything(self.cfg.seed)
+        began = time.perf_counter()
         for epoch in range(self.start_epoch, self.cfg.epochs):
+            if (
+                self.cfg.max_minutes is not None
+                and time.perf_counter() - began > 60 * self.cfg.max_minutes
+            ):
+                self.history.stopped_early = True
+                break
             torch.manual_seed(self.cfg.seed * 7919 + epoch)
             start = time.perf_counter()
             self.net.train()

@@ -154,11 +154,14 @@ def train_part(
     train_idx, val_idx, test_idx = split_by_group(
         [r.group for r in records], tcfg.val_fraction, tcfg.test_fraction, tcfg.seed
     )
+    # Only elements the network trains on count as known: a test structure with another
+    # element is refused at prediction (ModelError), not answered from an untrained embedding.
+    seen = sorted({el for k in train_idx + val_idx for el in records[k].h_none.species})
     model_opts = dict(config.get("model", {}))
     preset = PRESETS[model_opts.pop("preset", "small")]
     mcfg = ModelConfig(
         kind="soc" if kind == "soc" else "nonsoc",
-        shells={el: list(ls) for el, ls in basis.shells.items()},
+        shells={el: list(basis.shells[el]) for el in seen},
         basis_name=basis.name,
         valence_electrons=dict(basis.valence_electrons),
         **{**preset, **model_opts},
@@ -189,7 +192,7 @@ def train_part(
     if kind == "nonsoc" and base is not None and base.basis.shells != basis.shells:
         nets = {}
     nets[kind] = trainer.net
-    merged_shells = {**(base.basis.shells if base else {}), **basis.shells}
+    merged_shells = {**(base.basis.shells if base else {}), **{el: basis.shells[el] for el in seen}}
     from hamdb.physics.basis import BasisSet
 
     full_basis = BasisSet(
