@@ -82,9 +82,9 @@ def _load(ctx: click.Context, source: str, fmt: str | None):  # type: ignore[no-
     from sqlalchemy.orm import Session
 
     from hamdb.db.engine import make_engine
+    from hamdb.io.catalog import load_hamiltonian
     from hamdb.store.store import HamiltonianStore
-    from hamdb.topology.screening import load_stored
 
     project = ctx.find_root().obj.project()
     with Session(make_engine(project.database_url)) as session:
-        return load_stored(session, HamiltonianStore(project.store_path), int(source))
+        return load_hamiltonian(session, HamiltonianStore(project.store_path), int(source))

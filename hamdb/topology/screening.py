@@ -90,34 +90,18 @@ def result_rows(
     return rows
 
 
-def load_stored(session: Session, store: HamiltonianStore, hamiltonian_id: int) -> Any:
-    """The Hamiltonian of row `hamiltonian_id`: hamdb.io.catalog's loader where it exists,
-    else the row's store file read with hamdb.io.hamdb_format (the same arrays)."""
-    try:
-        from hamdb.io.catalog import load_hamiltonian
-    except ImportError:
-        from hamdb.db.models import HamiltonianRow
-        from hamdb.errors import StoreError
-        from hamdb.io.hamdb_format import from_arrays
-
-        row = session.get(HamiltonianRow, hamiltonian_id)
-        if row is None:
-            raise StoreError(f"hamiltonian {hamiltonian_id}: no such row") from None
-        arrays, attrs = store.get(row.uri)
-        return from_arrays(arrays, attrs, source=row.uri)
-    return load_hamiltonian(session, store, hamiltonian_id)
-
-
 def screen_one(
     session: Session, store: HamiltonianStore, hamiltonian_id: int, settings: TopologySettings
 ) -> str:
     """Analyse and store one Hamiltonian; returns 'screened', 'failed', 'metal' or 'skipped'."""
     from sqlalchemy.exc import IntegrityError
 
+    from hamdb.io.catalog import load_hamiltonian
+
     report: TopologyReport | None = None
     error = None
     try:
-        ham = load_stored(session, store, hamiltonian_id)
+        ham = load_hamiltonian(session, store, hamiltonian_id)
         report = analyse(ham, settings=settings)
     except HamdbError as exc:
         error = f"hamiltonian {hamiltonian_id}: {exc}"

@@ -57,3 +57,29 @@ def test_screen_command_on_an_empty_project(project: Any) -> None:
     result = CliRunner().invoke(cli, ["--project", str(project.root), "screen", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["pending"] == 0
+
+
+def test_plot_wilson_and_screen_from_the_database(project: Any, tmp_path: Path) -> None:
+    from sqlalchemy.orm import Session
+
+    from hamdb.db.engine import make_engine
+    from hamdb.io.catalog import save_hamiltonian
+    from hamdb.store.store import HamiltonianStore
+
+    with Session(make_engine(project.database_url)) as session:
+        row = save_hamiltonian(
+            session, HamiltonianStore(project.store_path), fu_kane_mele(delta_t1=0.4),
+            kind="dft", method="model:fkm",
+        )  # fmt: skip
+        session.commit()
+        hid = row.id
+    out = tmp_path / "fkm.png"
+    root = ["--project", str(project.root)]
+    result = CliRunner().invoke(cli, [*root, "plot", "wilson", str(hid), str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["z2"] == [1, 1, 1, 1] and out.stat().st_size > 1000
+    result = CliRunner().invoke(cli, [*root, "screen", "--kind", "dft", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == {
+        "pending": 1, "screened": 1, "metal": 0, "failed": 0, "skipped": 0
+    }  # fmt: skip
