@@ -231,7 +231,6 @@ class _PlaneRun:
         while todo:
             n_k = min(ln.n_k for ln in todo)
             batch = [ln for ln in todo if ln.n_k == n_k]
-            t = np.array([ln.t for ln in batch])
             fresh = [ln for ln in batch if ln.u is None]
             if fresh:
                 u = self._states(np.array([ln.t for ln in fresh]), n_k, odd_only=False)
@@ -258,7 +257,6 @@ class _PlaneRun:
                     merged[0::2], merged[1::2] = ln.u, odd
                     ln.u, ln.n_k = merged, 2 * n_k
             todo = [ln for ln in todo if not ln.converged]
-            del t
 
     def _key(self, t: float) -> tuple:
         """Line identity: loop axis and the two other k-coordinates."""
