@@ -55,10 +55,13 @@ SAME_MATERIAL = {"ltol": 0.2, "stol": 0.3, "angle_tol": 5.0, "primitive_cell": T
 #: |log(volume-per-atom ratio)| above which two structures cannot be the same (ltol 2 % on
 #: three lengths is ≤ 6 %, plus the angle tolerance; a wide margin loses no match).
 VOLUME_TOLERANCE = 0.10
-#: |log(ratio)| of sorted Niggli lengths above which no fit is tried: ltol plus the effect of
-#: the angle tolerance, with margin.
-LENGTH_TOLERANCE_STRUCTURE = 0.04
-LENGTH_TOLERANCE_MATERIAL = 0.50
+#: Bounds on log(λ_stored / λ_new) of the sorted Niggli lengths λ outside which no fit is
+#: tried, as (upper, lower). StructureMatcher maps the stored lattice onto the new one's
+#: reduced basis with lengths within a factor (1 + ltol), so λ_k(stored) ≤ (1 + ltol)·λ_k(new)
+#: holds exactly (upper = log(1 + ltol)); the other side allows for the angle tolerance
+#: (tight) or, scale-free, for Minkowski's bound on λ1·λ2·λ3 / volume (material).
+LENGTH_BOUNDS_STRUCTURE = (math.log(1.02) + 1e-6, 0.04)
+LENGTH_BOUNDS_MATERIAL = (math.log(1.2) + 1e-6, 0.75)
 #: Volume per site (Å³) to which cells are scaled for the scale-free material match.
 _NORMAL_VOLUME_PER_SITE = 10.0
 
@@ -211,14 +214,16 @@ def _fits(matcher: StructureMatcher, one: Structure, other: Structure) -> bool:
     return found is not None and found[0] <= matcher.stol
 
 
-def _close(mine: Crystal, other: Crystal, tolerance: float, *, scaled: bool) -> bool:
-    """Necessary condition for a fit: same primitive size, close sorted reduced lengths."""
-    if mine.n_primitive != other.n_primitive:
+def _close(mine: Crystal, stored: Crystal, bounds: tuple[float, float], *, scaled: bool) -> bool:
+    """Necessary condition for `fit(stored, mine)`: the same primitive size and sorted
+    reduced lengths within `bounds` (see LENGTH_BOUNDS_STRUCTURE)."""
+    if mine.n_primitive != stored.n_primitive:
         return False
-    ratio = np.log(mine.lengths / other.lengths)
+    ratio = np.log(stored.lengths / mine.lengths)
     if scaled:  # compare shapes only: remove the common volume scale
-        ratio -= math.log(mine.volume_per_atom / other.volume_per_atom) / 3
-    return bool(np.all(np.abs(ratio) <= tolerance))
+        ratio -= math.log(stored.volume_per_atom / mine.volume_per_atom) / 3
+    upper, lower = bounds
+    return bool(np.all(ratio <= upper) and np.all(ratio >= -lower))
 
 
 class Block:
@@ -270,12 +275,12 @@ class Matcher:
             if gaps[index] > VOLUME_TOLERANCE:
                 break
             other, key = block.members[index]
-            if _close(crystal, other, LENGTH_TOLERANCE_STRUCTURE, scaled=False):
+            if _close(crystal, other, LENGTH_BOUNDS_STRUCTURE, scaled=False):
                 self.fits += 1
                 if _fits(self.tight, other.reduced(), crystal.reduced()):
                     return Match(same=key)
         for other, key in block.founders:
-            if _close(crystal, other, LENGTH_TOLERANCE_MATERIAL, scaled=True):
+            if _close(crystal, other, LENGTH_BOUNDS_MATERIAL, scaled=True):
                 self.fits += 1
                 if _fits(self.loose, other.normalized(), crystal.normalized()):
                     return Match(material=key)

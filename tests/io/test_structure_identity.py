@@ -27,8 +27,22 @@ def pairs():
     for base in (protos["Bi2Se3"], protos["GaAs"], protos["Al2O3"], low):
         out.append((base, copy_of(base, rng)))
         out.append((base, base * (1, 2, 1)))
-        for fraction in (0.01, 0.03, 0.08, 0.25):
+        for fraction in (0.01, 0.018, 0.022, 0.03, 0.08, 0.25):
             out.append((base, strained(base, fraction)))
+        for strain in (
+            [0.019, 0, 0],
+            [-0.019, 0, 0],
+            [0.021, -0.01, 0],
+            [0.15, -0.1, 0.05],
+            [0.19, 0, 0],
+            [-0.17, 0, 0],
+            [0.22, 0, 0],
+            [-0.2, 0.1, 0],
+        ):
+            variant = base.copy()
+            variant.apply_strain(strain)
+            out.append((base, variant))
+            out.append((variant, base))
         sheared = base.copy()
         sheared.apply_strain([0.06, -0.04, 0.0])
         out.append((base, sheared))
