@@ -260,17 +260,19 @@ def run_scf(calc: Any, settings: LcaoSettings) -> None:
 
 
 def soc_operators(calc: Any) -> dict[int, np.ndarray]:
-    """{atom: (2, 2, ni, ni)} PAW spin-orbit matrices (σ·L)^{ss'}_ij in eV (GPAW's `soc`)."""
+    """{atom: (2ni, 2ni)} PAW spin-orbit matrices ⟨p_i s|ξ σ·L|p_j s'⟩ in eV at row 2i + s
+    (GPAW's `soc`: ⟨φ_i|(1/r) dV/dr L|φ_j⟩ α²/4 on the converged density)."""
     from gpaw.spinorbit import soc
 
     out = {}
     for a, D_sp in calc.density.D_asp.items():
         dVL = soc(calc.wfs.setups[a], calc.hamiltonian.xc, D_sp)
-        H = np.empty((2, 2, *dVL.shape[1:]), complex)
-        H[0, 0] = dVL[2]
-        H[0, 1] = dVL[0] - 1j * dVL[1]
-        H[1, 0] = dVL[0] + 1j * dVL[1]
-        H[1, 1] = -dVL[2]
+        ni = dVL.shape[1]
+        H = np.empty((2 * ni, 2 * ni), complex)  # interleaved: row 2i + s
+        H[0::2, 0::2] = dVL[2]
+        H[0::2, 1::2] = dVL[0] - 1j * dVL[1]
+        H[1::2, 0::2] = dVL[0] + 1j * dVL[1]
+        H[1::2, 1::2] = -dVL[2]
         out[a] = H * HARTREE_EV
     return out
 
@@ -323,9 +325,12 @@ class _KMatrices:
             Pd = P.conj().transpose(0, 2, 1)
             X += 0.5 * P @ self.dH_aii[a] @ Pd
             t0 = time.perf_counter()
-            for s1 in range(2):
-                for s2 in range(2):
-                    M[:, s1::2, s2::2] += P @ self.soc_aH[a][s1, s2] @ Pd
+            # spinor projectors P ⊗ 1 (interleaved) against the (2ni, 2ni) spin-orbit matrix
+            ni = P.shape[2]
+            P2 = np.zeros((len(kpts), 2 * nao, 2 * ni), complex)
+            P2[:, 0::2, 0::2] = P
+            P2[:, 1::2, 1::2] = P
+            M += P2 @ self.soc_aH[a] @ P2.conj().transpose(0, 2, 1)
             self.soc_s += time.perf_counter() - t0
         H = (X + X.conj().transpose(0, 2, 1) + T) * HARTREE_EV
         M[:, 0::2, 0::2] += H
