@@ -19,7 +19,7 @@ from hamdb.db.models import DftRunRow, HamiltonianRow
 from hamdb.dft import runner
 from hamdb.dft.gpaw_lcao import LcaoSettings
 
-FAST = LcaoSettings(kdensity=1.5, grid_spacing=0.25)
+FAST = LcaoSettings(kdensity=1.0, grid_spacing=0.25)
 
 
 def _silicon() -> Structure:
