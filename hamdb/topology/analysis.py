@@ -150,7 +150,7 @@ def analyse(
     occupied: occupied bands (default H.n_electrons); dim: 2 or 3 (default detected: 2 when
     one lattice vector carries no hopping); methods: any of "wcc", "parity".
     Raises TopologyError for input that has no answer (spinless, odd occupied count, too few
-    bands, non-Hermitian H, singular S).
+    bands, singular S) and HamiltonianError for an invalid H (non-Hermitian, non-finite).
     """
     from threadpoolctl import threadpool_limits
 
@@ -192,7 +192,7 @@ def _analyse(
         planes = z2_2d(problem, vacuum, s.wcc()) if dim == 2 else z2_3d(problem, s.wcc())  # type: ignore[arg-type]
         timing["wcc"] = time.perf_counter() - t0
         for p in planes:
-            gap = gap.tightened(p.band_min_max[1], p.band_min_max[2])
+            gap = gap.tightened(*p.band_extrema[1:])
             notes += p.messages
         is_metal = gap.gap_ev < s.metal_gap_ev
         if dim == 2:

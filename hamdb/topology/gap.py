@@ -36,12 +36,15 @@ class GapResult:
     def gap_ev(self) -> float:
         return self.cbm_ev - self.vbm_ev
 
-    def tightened(self, max_occupied_ev: float, min_empty_ev: float) -> GapResult:
-        """The same edges, lowered/raised by band extrema seen elsewhere (e.g. on Wilson lines)."""
+    def tightened(
+        self, max_occupied_ev: float, min_empty_ev: float, min_direct_ev: float
+    ) -> GapResult:
+        """The same edges, moved by band extrema seen elsewhere (e.g. on Wilson lines)."""
         return replace(
             self,
             vbm_ev=max(self.vbm_ev, max_occupied_ev),
             cbm_ev=min(self.cbm_ev, min_empty_ev),
+            direct_gap_ev=min(self.direct_gap_ev, min_direct_ev),
         )
 
 

@@ -60,7 +60,8 @@ class PlaneResult:
     converged: bool
     z2: int | None
     messages: list[str] = field(default_factory=list)
-    band_min_max: tuple[float, float, float] = (np.inf, -np.inf, np.inf)
+    #: (lowest band, highest occupied, lowest empty, smallest direct gap) in eV on its k-points
+    band_extrema: tuple[float, float, float, float] = (np.inf, -np.inf, np.inf, np.inf)
 
     @property
     def gap_pos(self) -> np.ndarray:
@@ -191,7 +192,8 @@ class _PlaneRun:
         self.closure = np.exp(-2j * np.pi * (problem.tau @ g))
         self.n_kpoints = 0
         self.messages: list[str] = []
-        self.e_bounds = [np.inf, -np.inf, np.inf]  # min band, max occupied, min empty (eV)
+        # min band, max occupied, min empty, min direct gap (eV) over the computed k-points
+        self.e_bounds = [np.inf, -np.inf, np.inf, np.inf]
 
     def _states(self, t: np.ndarray, n_k: int, odd_only: bool) -> np.ndarray:
         """Occupied periodic states (n_lines, n_k or n_k/2, N, n_occ) on lines at t.
@@ -214,6 +216,8 @@ class _PlaneRun:
         self.e_bounds[0] = min(self.e_bounds[0], float(energies[:, 0].min()))
         self.e_bounds[1] = max(self.e_bounds[1], float(energies[:, n_occ - 1].max()))
         self.e_bounds[2] = min(self.e_bounds[2], float(energies[:, n_occ].min()))
+        direct = energies[:, n_occ] - energies[:, n_occ - 1]
+        self.e_bounds[3] = min(self.e_bounds[3], float(direct.min()))
         u = np.empty((n_lines, m, *c.shape[1:]), dtype=complex)
         u[compute] = c
         if tri.any():
@@ -317,7 +321,7 @@ class _PlaneRun:
         return PlaneResult(
             fixed, value, pump, loop, np.array([ln.t for ln in lines]), wcc,
             self.n_kpoints, converged, z2_from_flow(wcc) if converged else None,
-            self.messages, (self.e_bounds[0], self.e_bounds[1], self.e_bounds[2]),
+            self.messages, tuple(self.e_bounds),
         )  # fmt: skip
 
 
