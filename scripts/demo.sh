@@ -72,15 +72,15 @@ if [ -z "$DFT_IDS" ]; then
     exit 1
 fi
 # shellcheck disable=SC2086
-run hamdb dft run $DFT_IDS --workers 2
+run hamdb dft run $DFT_IDS
 
 step "4/10 the model: the small one shipped in models/, else a tiny one trained on step 3's data"
 if [ -n "$MODEL_DIR" ]; then
     run hamdb models import "$MODEL_DIR" --alias production
 else
-    echo "(no models/<name>/model.pt: training a tiny model on the DFT data of step 3)"
-    run hamdb train nonsoc --epochs 40 --seed 0 --threads 2
-    run hamdb train soc --epochs 40 --seed 0 --threads 2
+    echo "(no models/<name>/model.pt: training a tiny model on the DFT data of step 3: a few epochs, only to show the loop)"
+    run hamdb train nonsoc --epochs 3 --seed 0 --threads 2
+    run hamdb train soc --epochs 3 --seed 0 --threads 2
     VERSION=$(hamdb models list --json | python3 -c \
         "import json, sys; print(max(v['version'] for v in json.load(sys.stdin)))")
     run hamdb models alias hamdb "$VERSION" production

@@ -161,6 +161,8 @@ def model_method(session: Session, model_version_id: int) -> str:
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, _RemoteError):  # already described by the process that raised it
+        return str(exc)
     if isinstance(exc, HamdbError):
         return f"{type(exc).__name__}: {exc}"
     last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
