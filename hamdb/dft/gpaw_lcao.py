@@ -304,24 +304,34 @@ class _KMatrices:
             self.sdisp_xc = wfs.basis_functions.sdisp_xc
             self.dH_aii = {a: unpack_hermitian(ham.dH_asp[a][0]) for a in range(len(wfs.setups))}
 
-    def __call__(self, kpts: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
-        """(M_g(k) spinor H⊗σ0 + V_so in eV or None, S_g(k)) at `kpts`, GPAW's phase."""
+    def __call__(
+        self, kpts: np.ndarray, partners: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """(k-points, M_g(k) spinor H⊗σ0 + V_so in eV or None, S_g(k)), GPAW's phase, at
+        `kpts` and at −k for those with `partners` True.
+
+        The two-centre integrals are the expensive part; S(R), T(R), P(R) are real, so at −k
+        they are the complex conjugates of those at k (time reversal of the integrals, not an
+        assumption about the Hamiltonian) and are not computed twice.
+        """
         wfs, nao = self.wfs, self.nao
         manytci = wfs.tciexpansions.get_manytci_calculator(
             wfs.setups, wfs.gd, wfs.spos_ac, np.asarray(kpts, float), complex, wfs.timer
         )
         S, T = manytci.O_qMM_T_qMM(wfs.gd.comm, 0, nao, False)
-        P_aqMi = manytci.P_aqMi(list(range(len(wfs.setups))))
-        for a, P_qMi in P_aqMi.items():
-            P = np.asarray(P_qMi)
+        P_a = {a: np.asarray(P) for a, P in manytci.P_aqMi(list(range(len(wfs.setups)))).items()}
+        kpts = np.concatenate([kpts, -kpts[partners]])
+        S = np.concatenate([S, S[partners].conj()])
+        T = np.concatenate([T, T[partners].conj()])
+        P_a = {a: np.concatenate([P, P[partners].conj()]) for a, P in P_a.items()}
+        for a, P in P_a.items():
             S += P @ self.dS_aii[a] @ P.conj().transpose(0, 2, 1)
         if self.soc_aH is None:
-            return None, S
+            return kpts, None, S
         phase = np.exp(2j * np.pi * kpts @ self.sdisp_xc[1:].T)
         X = 0.5 * self.vt_xMM[0] + np.einsum("kx,xMN->kMN", phase, self.vt_xMM[1:], optimize=True)
         M = np.zeros((len(kpts), 2 * nao, 2 * nao), complex)
-        for a, P_qMi in P_aqMi.items():
-            P = np.asarray(P_qMi)
+        for a, P in P_a.items():
             Pd = P.conj().transpose(0, 2, 1)
             X += 0.5 * P @ self.dH_aii[a] @ Pd
             t0 = time.perf_counter()
@@ -335,16 +345,22 @@ class _KMatrices:
         H = (X + X.conj().transpose(0, 2, 1) + T) * HARTREE_EV
         M[:, 0::2, 0::2] += H
         M[:, 1::2, 1::2] += H
-        return M, S
+        return kpts, M, S
 
 
 def _full_zone(
     matrices: _KMatrices, mesh: Sequence[int], pairs: dict, slices: list[slice]
 ) -> tuple[dict, dict]:
     """H(R) (spinor; empty in overlap-only mode) and S(R) per pair by the inverse Bloch
-    transform over the Γ-centred mesh, k-points in chunks of K_CHUNK."""
-    grid = np.array(np.meshgrid(*[np.arange(n) / n for n in mesh], indexing="ij")).reshape(3, -1).T
-    nk = len(grid)
+    transform over the Γ-centred mesh, k-points (with their −k partners) in chunks."""
+    N = np.asarray(mesh)
+    index = np.array(np.meshgrid(*[np.arange(n) for n in mesh], indexing="ij")).reshape(3, -1).T
+    nk = len(index)
+    # each pair {k, −k} once: k itself where its linear index is not above that of −k
+    lin = np.ravel_multi_index(index.T, mesh)
+    lin_neg = np.ravel_multi_index(((-index) % N).T, mesh)
+    canonical = lin <= lin_neg
+    grid, has_partner = index[canonical] / N, (lin < lin_neg)[canonical]
     n = [sl.stop - sl.start for sl in slices]
     with_h = matrices.soc_aH is not None
     acc_h = (
@@ -353,9 +369,9 @@ def _full_zone(
         else {}
     )
     acc_s = {p: np.zeros((len(R), n[p[0]], n[p[1]]), complex) for p, R in pairs.items()}
-    for start in range(0, nk, K_CHUNK):
-        kpts = grid[start : start + K_CHUNK]
-        M, S = matrices(kpts)
+    for start in range(0, len(grid), K_CHUNK):
+        chunk = slice(start, start + K_CHUNK)
+        kpts, M, S = matrices(grid[chunk], has_partner[chunk])
         for (i, j), R in pairs.items():
             phase = np.exp(2j * np.pi * (kpts @ R.T)).T / nk  # (nR, nk), GPAW's e^{-ikR} undone
             si, sj = slices[i], slices[j]
