@@ -70,11 +70,13 @@ def run(kind: str, items, dedup: bool, folder: Path, batch_size: int, workers: i
 
     url, cleanup = fresh_database(kind, folder)
     try:
+        cpu = time.process_time()
         with Session(make_engine(url), expire_on_commit=False) as session:
             report = ingest(session, items, dedup=dedup, batch_size=batch_size, workers=workers)
+        cpu = time.process_time() - cpu
     finally:
         cleanup()
-    return {"kind": kind, "dedup": dedup, **report.as_dict()}
+    return {"kind": kind, "dedup": dedup, "cpu_s": cpu, **report.as_dict()}
 
 
 def print_row(label: str, result: dict) -> None:
