@@ -15,16 +15,18 @@ Inside a block, cheap necessary conditions run before any fit, cheapest first:
      than `VOLUME_TOLERANCE` (log ratio) are skipped, vectorised over the whole block;
   2. the number of sites of the primitive cell (from the same moyopy call as the space group);
   3. the sorted Niggli lengths of the primitive cell (the successive minima of the lattice,
-     which move by about ltol when a lattice fit succeeds; for the material level compared
-     after removing the volume scale).
+     from moyopy's un-idealised primitive basis): a fit maps the stored lattice onto the new
+     one's reduced basis within a factor 1 + ltol, which bounds their ratio exactly on one
+     side (LENGTH_BOUNDS_*; for the material level after removing the volume scale).
 Reduced cells (pymatgen's own reduction: Niggli, then primitive) are computed only for a
 structure that reaches step 3, once, and cached; fits call StructureMatcher's matching step
 on those cached cells, skipping the per-call copies and reductions of `fit` (the equivalence is
 tested against the public `fit`). For the material level only each group's founder is tried.
 
 Scaling: a new structure in a block of n rows with g material groups costs O(n) float
-comparisons, a fit per row that passes the filters (rows within ~4 % in every reduced length:
-a number set by how densely the block is sampled, not by n), and at most g material fits.
+comparisons, a fit per row that passes the filters (rows within 2-4 % in every reduced
+length: a number set by how densely the block is sampled, not by n), and at most g material
+fits.
 """
 
 from __future__ import annotations
