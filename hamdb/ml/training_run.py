@@ -156,7 +156,7 @@ def train_part(
     )
     # Only elements the network trains on count as known: a test structure with another
     # element is refused at prediction (ModelError), not answered from an untrained embedding.
-    seen = sorted({el for k in train_idx + val_idx for el in records[k].h_none.species})
+    seen = sorted({el for k in train_idx for el in records[k].h_none.species})
     model_opts = dict(config.get("model", {}))
     preset = PRESETS[model_opts.pop("preset", "small")]
     mcfg = ModelConfig(

@@ -1,0 +1,102 @@
+"""The model's cost on real DFT data: train seconds per epoch (CPU), inference structures/s,
+and memory per structure with blocks grouped by shell pair vs padded to a square block.
+
+The "padded" peer is what HamGNN does: every (i, j, R) block padded to P×P (P = 26 in
+Uni-HamGNN's universal basis, or the largest orbital count of the data), outputs and targets
+included. We count the real numbers the heads produce and hold (and their float32 bytes) per
+structure, and the bytes autograd saves for the backward pass of one structure (the
+activation memory that limits batch size).
+Printed, never asserted.
+
+    OMP_NUM_THREADS=1 python bench/ml.py --project /work/data/starter [--n 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--project", default="/work/data/starter")
+    parser.add_argument("--n", type=int, default=10, help="structures")
+    parser.add_argument("--pad", type=int, default=26, help="HamGNN's padded block size")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+
+    from sqlalchemy.orm import Session
+    from torch_geometric.data import Batch
+
+    from hamdb.config import load_project
+    from hamdb.db.engine import make_engine
+    from hamdb.ml.dataset import common_basis, load_records
+    from hamdb.ml.model import HamiltonianNet, ModelConfig
+    from hamdb.ml.train import element_loss, init_from_data
+    from hamdb.ml.training_run import PRESETS, build_graphs
+    from hamdb.store.store import HamiltonianStore
+
+    project = load_project(args.project)
+    with Session(make_engine(project.database_url)) as session:
+        records, _ = load_records(
+            session, HamiltonianStore(project.store_path), f"limit={args.n}", False
+        )
+    basis = common_basis(records)
+    cfg = ModelConfig(kind="nonsoc", shells={el: list(ls) for el, ls in basis.shells.items()},
+                      basis_name=basis.name, **PRESETS["small"])  # fmt: skip
+    graphs = build_graphs(records, basis, cfg)
+    net = HamiltonianNet(cfg)
+    init_from_data(net, graphs)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+    print(f"{len(records)} structures, basis {basis.name}, small preset, 1 CPU thread")
+    print("structure  atoms  edges  grouped_reals  padded_reals(P=max)  padded_reals(P=26)  "
+          "ratio26  saved_MB(backward)  train_s  infer_s")  # fmt: skip
+    totals = {"grouped": 0, "pmax": 0, "p26": 0, "train": 0.0, "infer": 0.0, "peak": 0.0}
+    for rec, g in zip(records, graphs, strict=True):
+        h = rec.h_none
+        grouped = int(h.h.size)
+        pmax = int(h.orbital_counts.max()) ** 2 * h.n_edges
+        p26 = args.pad**2 * h.n_edges
+        batch = Batch.from_data_list([g])
+        saved = [0]
+
+        def pack(t: torch.Tensor) -> torch.Tensor:
+            saved[0] += t.numel() * t.element_size()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            loss, _ = element_loss(net(batch), batch, "nonsoc", "mse", 1.0)
+        loss.backward()
+        peak = saved[0] / 2**20
+        opt.zero_grad()
+        start = time.perf_counter()
+        loss, _ = element_loss(net(batch), batch, "nonsoc", "mse", 1.0)
+        loss.backward()
+        opt.step()
+        t_train = time.perf_counter() - start
+        start = time.perf_counter()
+        with torch.inference_mode():
+            net(batch)
+        t_infer = time.perf_counter() - start
+        print(f"{rec.structure_id:9d}  {len(h.structure):5d}  {h.n_edges:5d}  {grouped:13d}  "
+              f"{pmax:19d}  {p26:18d}  {p26 / grouped:7.1f}  {peak:16.1f}  {t_train:7.2f}  "
+              f"{t_infer:7.3f}")  # fmt: skip
+        for key, value in (("grouped", grouped), ("pmax", pmax), ("p26", p26), ("train", t_train),
+                           ("infer", t_infer), ("peak", peak)):  # fmt: skip
+            totals[key] += value
+    n = len(records)
+    print(f"mean per structure: grouped {totals['grouped'] / n:.0f} reals "
+          f"({4 * totals['grouped'] / n / 2**20:.2f} MB float32) vs padded-26 "
+          f"{totals['p26'] / n:.0f} ({4 * totals['p26'] / n / 2**20:.2f} MB), "
+          f"x{totals['p26'] / totals['grouped']:.1f}; padded to the data's max "
+          f"x{totals['pmax'] / totals['grouped']:.1f}")  # fmt: skip
+    print(f"train: {totals['train']:.1f} s per epoch over {n} structures (batch 1); "
+          f"inference (network only): {n / totals['infer']:.2f} structures/s; "
+          f"tensors saved for backward {totals['peak'] / n:.0f} MB per structure")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
