@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -65,6 +65,9 @@ class LcaoSettings:
     width_ev: float = 0.05
     maxiter: int = 80
     mesh: tuple[int, int, int] | None = None
+
+    def _replace_mesh(self, mesh: tuple[int, int, int]) -> LcaoSettings:
+        return replace(self, mesh=tuple(mesh))
 
     @property
     def method(self) -> str:
@@ -392,9 +395,10 @@ def _orbital_cutoffs(calc: Any) -> list[float]:
 
 
 def _layout(
-    structure: Structure, calc: Any, settings: LcaoSettings
+    structure: Structure, calc: Any, settings: LcaoSettings, frac: np.ndarray
 ) -> tuple[Any, list[slice], dict, tuple]:
-    """(basis, per-site orbital slices, needed R per pair, full-zone mesh) checked against GPAW."""
+    """(basis, per-site orbital slices, needed R per pair, full-zone mesh) checked against GPAW,
+    for atoms at fractional positions `frac` (GPAW's wrapped ones: see `_wrap_shifts`)."""
     species = [s.specie.symbol for s in structure]
     basis = gpaw_basis(species, settings.basis, settings.xc)
     starts = np.concatenate([[0], np.cumsum(basis.orbital_counts(species))])
@@ -402,7 +406,7 @@ def _layout(
     if int(starts[-1]) != calc.wfs.setups.nao:
         raise DFTError(f"GPAW has {calc.wfs.setups.nao} orbitals, basis {basis.name} {starts[-1]}")
     pairs = needed_translations(
-        structure.frac_coords,
+        frac,
         structure.lattice.matrix,
         _orbital_cutoffs(calc),
         _projector_cutoffs(calc),
@@ -412,10 +416,30 @@ def _layout(
     return basis, slices, pairs, mesh
 
 
+def _wrap_shifts(structure: Structure, spos: np.ndarray) -> np.ndarray:
+    """Integer L_i with τ_i = spos_i + L_i: GPAW works with positions wrapped into the cell.
+
+    GPAW's blocks H^w_ij(R_w) refer to the wrapped positions; for the structure's own
+    positions H_ij(R) = H^w_ij(R + L_j − L_i) (translate r by L_i), so R = R_w − L_j + L_i.
+    """
+    shift = structure.frac_coords - spos
+    L = np.rint(shift).astype(int)
+    if np.abs(shift - L).max() > 1e-6:
+        raise DFTError("GPAW's atomic positions are not the structure's up to lattice vectors")
+    return L
+
+
 def _blocks(
-    structure: Structure, basis: Any, slices: list[slice], pairs: dict, acc_h: dict, acc_s: dict
+    structure: Structure,
+    basis: Any,
+    slices: list[slice],
+    pairs: dict,
+    acc_h: dict,
+    acc_s: dict,
+    shifts: np.ndarray,
 ) -> tuple[dict, dict, dict]:
-    """(non-SOC H, SOC H, S) blocks per (i, j, R) in DESIGN orbital order and signs."""
+    """(non-SOC H, SOC H, S) blocks per (i, j, R) in DESIGN orbital order and signs, with R
+    for the structure's own positions (`shifts` from `_wrap_shifts`)."""
     species = [s.specie.symbol for s in structure]
     index, sign = cell_orbital_map(species, basis)
     h_none, h_soc, s_blocks = {}, {}, {}
@@ -426,7 +450,7 @@ def _blocks(
         si2 = np.stack([2 * oi, 2 * oi + 1], 1).ravel()
         sj2 = np.stack([2 * oj, 2 * oj + 1], 1).ravel()
         sij2 = np.kron(sij, np.ones((2, 2)))
-        for r, Rv in enumerate(R):
+        for r, Rv in enumerate(R - shifts[j] + shifts[i]):
             key = (i, j, tuple(int(x) for x in Rv))
             s_blocks[key] = (acc_s[(i, j)][r][np.ix_(oi, oj)] * sij).real
             if acc_h:
@@ -449,9 +473,12 @@ def compute(structure: Structure, settings: LcaoSettings | None = None) -> LcaoR
     timings = Timings()
     t0 = time.perf_counter()
     calc, scf_mesh = prepare(structure, settings)
-    basis, slices, pairs, mesh = _layout(structure, calc, settings)
+    _, _, _, mesh = _layout(structure, calc, settings, structure.frac_coords % 1.0)
     run_scf(calc, settings)
     timings.scf_s = time.perf_counter() - t0
+    spos = calc.wfs.spos_ac.copy()
+    shifts = _wrap_shifts(structure, spos)
+    basis, slices, pairs, _ = _layout(structure, calc, settings._replace_mesh(mesh), spos)
 
     t0 = time.perf_counter()
     matrices = _KMatrices(calc, soc_operators(calc))
@@ -462,7 +489,7 @@ def compute(structure: Structure, settings: LcaoSettings | None = None) -> LcaoR
     timings.soc_s = (t1 - t0) + matrices.soc_s
     timings.full_zone_s = (t2 - t1) - matrices.soc_s
 
-    h_none, h_soc, s_blocks = _blocks(structure, basis, slices, pairs, acc_h, acc_s)
+    h_none, h_soc, s_blocks = _blocks(structure, basis, slices, pairs, acc_h, acc_s, shifts)
     origin = {
         "code": "gpaw",
         "version": gpaw.__version__,
@@ -500,9 +527,11 @@ def compute_overlap(structure: Structure, settings: LcaoSettings | None = None) 
     atoms.calc = calc
     calc.initialize(atoms)
     calc.set_positions(atoms)
-    basis, slices, pairs, mesh = _layout(structure, calc, settings)
+    spos = calc.wfs.spos_ac.copy()
+    basis, slices, pairs, mesh = _layout(structure, calc, settings, spos)
     _, acc_s = _full_zone(_KMatrices(calc, None), mesh, pairs, slices)
-    _, _, s_blocks = _blocks(structure, basis, slices, pairs, {}, acc_s)
+    shifts = _wrap_shifts(structure, spos)
+    _, _, s_blocks = _blocks(structure, basis, slices, pairs, {}, acc_s, shifts)
     zeros = {k: np.zeros_like(b) for k, b in s_blocks.items()}
     origin = {
         "code": "gpaw",
