@@ -265,15 +265,17 @@ def build(
     seed: int = 0,
     settings: LcaoSettings = DATASET_SETTINGS,
     workers: int = 1,
+    check: bool = True,
     on_outcome: Callable[[RunOutcome], None] | None = None,
 ) -> list[RunOutcome]:
-    """Add n structures and run the DFT for those without a finished run (resumable)."""
+    """Add n structures and run the DFT for those without a finished run (resumable); with
+    `check`, each is compared with GPAW's own eigenvalues off the mesh (a few % more time)."""
     from hamdb.dft.runner import run_many, select_structures
 
     ids = add_structures(project, n, seed)
     todo = set(select_structures(project, pending=True, method=settings.method))
     order = [i for i in dict.fromkeys(ids) if i in todo]
-    return run_many(project, order, settings, workers=workers, on_outcome=on_outcome)
+    return run_many(project, order, settings, check=check, workers=workers, on_outcome=on_outcome)
 
 
 def stats(project: Project) -> dict[str, Any]:
