@@ -44,16 +44,22 @@ def main() -> None:
             session, HamiltonianStore(project.store_path), f"limit={args.n}", False
         )
     basis = common_basis(records)
-    cfg = ModelConfig(kind="nonsoc", shells={el: list(ls) for el, ls in basis.shells.items()},
-                      basis_name=basis.name, **PRESETS["small"])  # fmt: skip
+    cfg = ModelConfig(
+        kind="nonsoc",
+        shells={el: list(ls) for el, ls in basis.shells.items()},
+        basis_name=basis.name,
+        **PRESETS["small"],
+    )
     graphs = build_graphs(records, basis, cfg)
     net = HamiltonianNet(cfg)
     init_from_data(net, graphs)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
 
     print(f"{len(records)} structures, basis {basis.name}, small preset, 1 CPU thread")
-    print("structure  atoms  edges  grouped_reals  padded_reals(P=max)  padded_reals(P=26)  "
-          "ratio26  saved_MB(backward)  train_s  infer_s")  # fmt: skip
+    print(
+        "structure  atoms  edges  grouped_reals  padded_reals(P=max)  padded_reals(P=26)  "
+        "ratio26  saved_MB(backward)  train_s  infer_s"
+    )
     totals = {"grouped": 0, "pmax": 0, "p26": 0, "train": 0.0, "infer": 0.0, "peak": 0.0}
     for rec, g in zip(records, graphs, strict=True):
         h = rec.h_none
@@ -63,7 +69,7 @@ def main() -> None:
         batch = Batch.from_data_list([g])
         saved = [0]
 
-        def pack(t: torch.Tensor) -> torch.Tensor:
+        def pack(t: torch.Tensor, saved: list[int] = saved) -> torch.Tensor:
             saved[0] += t.numel() * t.element_size()
             return t
 
@@ -81,21 +87,33 @@ def main() -> None:
         with torch.inference_mode():
             net(batch)
         t_infer = time.perf_counter() - start
-        print(f"{rec.structure_id:9d}  {len(h.structure):5d}  {h.n_edges:5d}  {grouped:13d}  "
-              f"{pmax:19d}  {p26:18d}  {p26 / grouped:7.1f}  {peak:16.1f}  {t_train:7.2f}  "
-              f"{t_infer:7.3f}")  # fmt: skip
-        for key, value in (("grouped", grouped), ("pmax", pmax), ("p26", p26), ("train", t_train),
-                           ("infer", t_infer), ("peak", peak)):  # fmt: skip
+        print(
+            f"{rec.structure_id:9d}  {len(h.structure):5d}  {h.n_edges:5d}  {grouped:13d}  "
+            f"{pmax:19d}  {p26:18d}  {p26 / grouped:7.1f}  {peak:16.1f}  {t_train:7.2f}  "
+            f"{t_infer:7.3f}"
+        )
+        for key, value in (
+            ("grouped", grouped),
+            ("pmax", pmax),
+            ("p26", p26),
+            ("train", t_train),
+            ("infer", t_infer),
+            ("peak", peak),
+        ):
             totals[key] += value
     n = len(records)
-    print(f"mean per structure: grouped {totals['grouped'] / n:.0f} reals "
-          f"({4 * totals['grouped'] / n / 2**20:.2f} MB float32) vs padded-26 "
-          f"{totals['p26'] / n:.0f} ({4 * totals['p26'] / n / 2**20:.2f} MB), "
-          f"x{totals['p26'] / totals['grouped']:.1f}; padded to the data's max "
-          f"x{totals['pmax'] / totals['grouped']:.1f}")  # fmt: skip
-    print(f"train: {totals['train']:.1f} s per epoch over {n} structures (batch 1); "
-          f"inference (network only): {n / totals['infer']:.2f} structures/s; "
-          f"tensors saved for backward {totals['peak'] / n:.0f} MB per structure")  # fmt: skip
+    print(
+        f"mean per structure: grouped {totals['grouped'] / n:.0f} reals "
+        f"({4 * totals['grouped'] / n / 2**20:.2f} MB float32) vs padded-26 "
+        f"{totals['p26'] / n:.0f} ({4 * totals['p26'] / n / 2**20:.2f} MB), "
+        f"x{totals['p26'] / totals['grouped']:.1f}; padded to the data's max "
+        f"x{totals['pmax'] / totals['grouped']:.1f}"
+    )
+    print(
+        f"train: {totals['train']:.1f} s per epoch over {n} structures (batch 1); "
+        f"inference (network only): {n / totals['infer']:.2f} structures/s; "
+        f"tensors saved for backward {totals['peak'] / n:.0f} MB per structure"
+    )
 
 
 if __name__ == "__main__":

@@ -29,9 +29,17 @@ from hamdb.config import Project
 @json_option
 @pass_project
 def command(
-    project: Project, target: str | None, model_spec: str, pending: bool, workers: int,
-    batch: int, limit: int | None, screen: bool, lease: float, as_json: bool,
-) -> None:  # fmt: skip
+    project: Project,
+    target: str | None,
+    model_spec: str,
+    pending: bool,
+    workers: int,
+    batch: int,
+    limit: int | None,
+    screen: bool,
+    lease: float,
+    as_json: bool,
+) -> None:
     """Predict the SOC Hamiltonian of TARGET (a structure file, or a structure id) and store it
     as a `predicted` Hamiltonian of the model version.
 
@@ -107,13 +115,23 @@ def predict_single(project: Project, target: str, model_spec: str) -> dict[str, 
         (ham,) = predictor.predict([structure])
         seconds = time.perf_counter() - start
         row = save_hamiltonian(
-            session, store, ham, structure_id=structure_id, kind="predicted",
-            method=f"model:{predictor.spec}", model_version_id=predictor.model_version_id,
-        )  # fmt: skip
+            session,
+            store,
+            ham,
+            structure_id=structure_id,
+            kind="predicted",
+            method=f"model:{predictor.spec}",
+            model_version_id=predictor.model_version_id,
+        )
         session.commit()
         return {
-            "structure_id": structure_id, "formula": structure.composition.reduced_formula,
-            "hamiltonian_id": row.id, "model": predictor.spec,
-            "model_version_id": predictor.model_version_id, "spin": ham.spin,
-            "n_states": ham.n_states, "n_edges": ham.n_edges, "seconds": seconds,
-        }  # fmt: skip
+            "structure_id": structure_id,
+            "formula": structure.composition.reduced_formula,
+            "hamiltonian_id": row.id,
+            "model": predictor.spec,
+            "model_version_id": predictor.model_version_id,
+            "spin": ham.spin,
+            "n_states": ham.n_states,
+            "n_edges": ham.n_edges,
+            "seconds": seconds,
+        }

@@ -33,9 +33,17 @@ from hamdb.config import Project
 @json_option
 @pass_project
 def command(
-    project: Project, part: str, data_filter: str | None, epochs: int | None, device: str,
-    config_file: str | None, seed: int, name: str, threads: int | None, as_json: bool,
-) -> None:  # fmt: skip
+    project: Project,
+    part: str,
+    data_filter: str | None,
+    epochs: int | None,
+    device: str,
+    config_file: str | None,
+    seed: int,
+    name: str,
+    threads: int | None,
+    as_json: bool,
+) -> None:
     """Train PART of model NAME on the project's DFT Hamiltonians; register a new version.
 
     Train 'nonsoc' first (spinless H), then 'soc' (the SOC correction, delta learning) and,
@@ -63,18 +71,30 @@ def command(
     with Session(make_engine(project.database_url), expire_on_commit=False) as session:
         try:
             row, history = train_part(
-                session, project.store_path, part, name=name, data_filter=data_filter,
-                epochs=epochs, device=device, seed=seed, config=config, on_epoch=update,
-            )  # fmt: skip
+                session,
+                project.store_path,
+                part,
+                name=name,
+                data_filter=data_filter,
+                epochs=epochs,
+                device=device,
+                seed=seed,
+                config=config,
+                on_epoch=update,
+            )
         finally:
             stop()
         session.commit()
         summary = {
-            "model": name, "version": row.version, "model_version_id": row.id, "part": part,
-            "epochs_run": len(history.epochs), "best_epoch": history.best_epoch,
+            "model": name,
+            "version": row.version,
+            "model_version_id": row.id,
+            "part": part,
+            "epochs_run": len(history.epochs),
+            "best_epoch": history.best_epoch,
             "stopped_early": history.stopped_early,
             "best_val": {k: v for k, v in row.metrics.items() if k.startswith(part)},
-        }  # fmt: skip
+        }
     if as_json:
         echo_json(summary)
     else:

@@ -1,4 +1,4 @@
-"""`hamdb models import FOLDER|FILE`: register a weights file (e.g. the model shipped in models/)."""
+"""`hamdb models import FOLDER|FILE`: register a weights file (e.g. the shipped model)."""
 
 from __future__ import annotations
 
@@ -44,10 +44,16 @@ def command(project: Project, source: str, name: str | None, alias: str, as_json
     bundle = ModelBundle.load(file)
     with Session(make_engine(project.database_url)) as session:
         row = register_version(
-            session, project.store_path, name, bundle,
-            training_data={"imported_from": str(file.resolve()), **bundle.meta.get("training_data", {})},
+            session,
+            project.store_path,
+            name,
+            bundle,
+            training_data={
+                "imported_from": str(file.resolve()),
+                **bundle.meta.get("training_data", {}),
+            },
             metrics=bundle.meta.get("metrics"),
-        )  # fmt: skip
+        )
         aliased = False
         if (
             alias
@@ -56,8 +62,12 @@ def command(project: Project, source: str, name: str | None, alias: str, as_json
             set_alias(session, name, row.version, alias)
             aliased = True
         session.commit()
-        out = {"name": name, "version": row.version, "model_version_id": row.id,
-               "alias": alias if aliased else None}  # fmt: skip
+        out = {
+            "name": name,
+            "version": row.version,
+            "model_version_id": row.id,
+            "alias": alias if aliased else None,
+        }
     if as_json:
         echo_json(out)
     else:

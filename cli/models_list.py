@@ -37,5 +37,7 @@ def command(project: Project, as_json: bool) -> None:
             f"{k}={1000 * r['metrics'][k]:.1f}meV" for k in KEY_METRICS if k in r["metrics"]
         )
         aliases = f" [{', '.join(r['aliases'])}]" if r["aliases"] else ""
-        click.echo(f"{r['name']}@{r['version']}{aliases}  parts={'+'.join(r['parts'])}  "
-                   f"basis={r['basis']}  {metrics}")  # fmt: skip
+        click.echo(
+            f"{r['name']}@{r['version']}{aliases}  parts={'+'.join(r['parts'])}  "
+            f"basis={r['basis']}  {metrics}"
+        )

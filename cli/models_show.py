@@ -25,10 +25,12 @@ def command(project: Project, spec: str, as_json: bool) -> None:
         echo_json(info)
         return
     click.echo(
-        f"{info['name']}@{info['version']} (id {info['id']})  aliases: {', '.join(info['aliases']) or '-'}"
+        f"{info['name']}@{info['version']} (id {info['id']})  "
+        f"aliases: {', '.join(info['aliases']) or '-'}"
     )
     click.echo(
-        f"  parts: {', '.join(info['parts'])}   basis: {info['basis']}   elements: {' '.join(info['elements'])}"
+        f"  parts: {', '.join(info['parts'])}   basis: {info['basis']}   "
+        f"elements: {' '.join(info['elements'])}"
     )
     click.echo(f"  weights: {info['weights_uri']} (sha256 {info['weights_sha256'][:16]}…)")
     for key, value in sorted(info["metrics"].items()):
@@ -37,5 +39,7 @@ def command(project: Project, spec: str, as_json: bool) -> None:
     for part, data in (info["training_data"] or {}).items():
         if isinstance(data, dict) and "split" in data:
             split = data["split"]
-            click.echo(f"  {part}: {len(split['train'])} train / {len(split['val'])} val / "
-                       f"{len(split['test'])} test structures, {data.get('epochs_run')} epochs")  # fmt: skip
+            click.echo(
+                f"  {part}: {len(split['train'])} train / {len(split['val'])} val / "
+                f"{len(split['test'])} test structures, {data.get('epochs_run')} epochs"
+            )

@@ -100,9 +100,14 @@ def load_records(
         h_soc = load_hamiltonian_row(session, store, entry["soc"]) if "soc" in entry else None
         group = entry["st"].material_id
         records.append(
-            Record(sid, str(group if group is not None else f"s{sid}"), h_none, h_soc,
-                   (entry["none"].id, entry["soc"].id if "soc" in entry else None))
-        )  # fmt: skip
+            Record(
+                sid,
+                str(group if group is not None else f"s{sid}"),
+                h_none,
+                h_soc,
+                (entry["none"].id, entry["soc"].id if "soc" in entry else None),
+            )
+        )
     selection = {
         "filter": data_filter or "",
         "structure_ids": ids,
@@ -122,7 +127,8 @@ def common_basis(records: Sequence[Record]) -> Any:
         b = r.h_none.basis
         if b.name != name:
             raise ModelError(
-                f"structure {r.structure_id}: basis {b.name!r} differs from {name!r}; use --data to pick one"
+                f"structure {r.structure_id}: basis {b.name!r} differs from {name!r}; "
+                "use --data to pick one"
             )
         for el in set(r.h_none.species):
             ls = b.shell_ls(el)

@@ -53,19 +53,46 @@ def predict_on_edges(bundle: ModelBundle, record: Record) -> dict[str, Hamiltoni
     h0 = blocks_to_flat(nets["nonsoc"], layout, out["nonsoc"])
     s_offsets = ref.s_offsets
     pred = {
-        "none": Hamiltonian(ref.structure, ref.basis, "none", ref.edges, s_offsets, h0, s_flat, s_offsets,
-                            n_electrons=ref.n_electrons)
-    }  # fmt: skip
+        "none": Hamiltonian(
+            ref.structure,
+            ref.basis,
+            "none",
+            ref.edges,
+            s_offsets,
+            h0,
+            s_flat,
+            s_offsets,
+            n_electrons=ref.n_electrons,
+        )
+    }
     if "soc" in nets:
         h = spinor_from_spinless(layout, h0) + blocks_to_flat(nets["soc"], layout, out["soc"])
-        pred["soc"] = Hamiltonian(ref.structure, ref.basis, "soc", ref.edges, 4 * s_offsets, h, s_flat, s_offsets,
-                                  n_electrons=ref.n_electrons)  # fmt: skip
+        pred["soc"] = Hamiltonian(
+            ref.structure,
+            ref.basis,
+            "soc",
+            ref.edges,
+            4 * s_offsets,
+            h,
+            s_flat,
+            s_offsets,
+            n_electrons=ref.n_electrons,
+        )
     return pred
 
 
 def _with_overlap(ham: Hamiltonian, s: np.ndarray | None) -> Hamiltonian:
-    return Hamiltonian(ham.structure, ham.basis, ham.spin, ham.edges, ham.offsets, ham.h, s, ham.s_offsets,
-                       n_electrons=ham.n_electrons)  # fmt: skip
+    return Hamiltonian(
+        ham.structure,
+        ham.basis,
+        ham.spin,
+        ham.edges,
+        ham.offsets,
+        ham.h,
+        s,
+        ham.s_offsets,
+        n_electrons=ham.n_electrons,
+    )
 
 
 def structure_metrics(bundle: ModelBundle, record: Record) -> dict[str, float]:
@@ -88,8 +115,17 @@ def structure_metrics(bundle: ModelBundle, record: Record) -> dict[str, float]:
         return m
     special, kpts = _kpoints(record.h_soc.structure)
     dft_soc = record.h_soc
-    dft_none = Hamiltonian(dft_soc.structure, dft_soc.basis, "none", dft_soc.edges, dft_soc.s_offsets, h_dft,
-                           dft_soc.s, dft_soc.s_offsets, n_electrons=dft_soc.n_electrons)  # fmt: skip
+    dft_none = Hamiltonian(
+        dft_soc.structure,
+        dft_soc.basis,
+        "none",
+        dft_soc.edges,
+        dft_soc.s_offsets,
+        h_dft,
+        dft_soc.s,
+        dft_soc.s_offsets,
+        n_electrons=dft_soc.n_electrons,
+    )
     try:
         n_occ = n_occupied(dft_soc)
     except HamdbError:
@@ -192,7 +228,10 @@ def evaluate_version(
     records, _ = load_records(session, HamiltonianStore(store_root), data_filter, need_soc=False)
     metrics = evaluate_records(bundle, records)
     metrics["data"] = data_filter
-    row.metrics = {**(row.metrics or {}), **{k: v for k, v in metrics.items() if k != "per_structure"},
-                   "per_structure": metrics["per_structure"]}  # fmt: skip
+    row.metrics = {
+        **(row.metrics or {}),
+        **{k: v for k, v in metrics.items() if k != "per_structure"},
+        "per_structure": metrics["per_structure"],
+    }
     session.flush()
     return row, metrics

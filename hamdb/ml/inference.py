@@ -139,7 +139,8 @@ class Predictor:
         cfg = self.bundle.nets["nonsoc"].cfg
         if basis is not None and basis.name != cfg.basis_name:
             raise ModelError(
-                f"basis mismatch: structures use {basis.name!r}, the model was trained on {cfg.basis_name!r}"
+                f"basis mismatch: structures use {basis.name!r}, "
+                f"the model was trained on {cfg.basis_name!r}"
             )
 
     def edges_for(self, structure: Any) -> np.ndarray:
@@ -170,7 +171,8 @@ class Predictor:
         ref = exact(structure)
         if ref.basis.name != self.basis.name:
             raise ModelError(
-                f"basis mismatch: GPAW gives {ref.basis.name!r}, the model speaks {self.basis.name!r}"
+                f"basis mismatch: GPAW gives {ref.basis.name!r}, "
+                f"the model speaks {self.basis.name!r}"
             )
         return ref
 
@@ -230,9 +232,16 @@ class Predictor:
         else:
             h, offsets = h0, s_offsets
         ham = Hamiltonian(
-            structure, self.basis, spin, e.copy(), offsets, h, s_flat, s_offsets,
+            structure,
+            self.basis,
+            spin,
+            e.copy(),
+            offsets,
+            h,
+            s_flat,
+            s_offsets,
             n_electrons=self.basis.n_valence(species),
             origin={"model": self.spec, "model_version_id": self.model_version_id},
-        )  # fmt: skip
+        )
         ham.uncertainty_ev = self.metrics.get("gap_mae_ev")  # type: ignore[attr-defined]
         return ham

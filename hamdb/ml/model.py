@@ -131,9 +131,14 @@ def _uvu_tp(irreps_in: o3.Irreps, irreps_sh: o3.Irreps, targets: o3.Irreps) -> o
                     instructions.append((i, j, len(mid), "uvu", True))
                     mid.append((mul, ir_out))
     return o3.TensorProduct(
-        irreps_in, irreps_sh, o3.Irreps(mid), instructions,
-        shared_weights=False, internal_weights=False, _optimize_einsums=False,
-    )  # fmt: skip
+        irreps_in,
+        irreps_sh,
+        o3.Irreps(mid),
+        instructions,
+        shared_weights=False,
+        internal_weights=False,
+        _optimize_einsums=False,
+    )
 
 
 class Interaction(nn.Module):

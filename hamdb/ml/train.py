@@ -304,9 +304,12 @@ def progress_printer(
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     bar = Progress(
-        TextColumn("[bold]epoch {task.completed}/{task.total}"), BarColumn(),
-        TextColumn("{task.fields[loss]}"), TimeRemainingColumn(), transient=False,
-    )  # fmt: skip
+        TextColumn("[bold]epoch {task.completed}/{task.total}"),
+        BarColumn(),
+        TextColumn("{task.fields[loss]}"),
+        TimeRemainingColumn(),
+        transient=False,
+    )
     task = bar.add_task("train", total=total, loss="")
     bar.start()
 

@@ -27,7 +27,7 @@ from hamdb.ml.data import HamGraph, make_graph, nonsoc_targets, soc_targets
 from hamdb.ml.dataset import Record, common_basis, load_records
 from hamdb.ml.inference import pair_cutoff_table
 from hamdb.ml.model import HamiltonianNet, ModelConfig, seed_everything
-from hamdb.ml.train import History, Trainer, TrainConfig, init_from_data, split_by_group
+from hamdb.ml.train import History, TrainConfig, Trainer, init_from_data, split_by_group
 from hamdb.physics.hamiltonian import Hamiltonian
 
 KINDS = ("nonsoc", "soc", "overlap")

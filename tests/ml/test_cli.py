@@ -37,10 +37,28 @@ def store_teacher_data(session, project) -> list[int]:
             block = np.eye(rows) if (i == j and R == (0, 0, 0)) else np.zeros((rows, cols))
             s_flat[soc.s_offsets[e] : soc.s_offsets[e + 1]] = block.ravel()
         h0 = np.concatenate([soc.h_block(e)[::2, ::2].real.ravel() for e in range(soc.n_edges)])
-        none = Hamiltonian(s, soc.basis, "none", soc.edges, soc.s_offsets, h0, s_flat, soc.s_offsets,
-                           n_electrons=soc.n_electrons)  # fmt: skip
-        soc = Hamiltonian(s, soc.basis, "soc", soc.edges, soc.offsets, soc.h, s_flat, soc.s_offsets,
-                          n_electrons=soc.n_electrons)  # fmt: skip
+        none = Hamiltonian(
+            s,
+            soc.basis,
+            "none",
+            soc.edges,
+            soc.s_offsets,
+            h0,
+            s_flat,
+            soc.s_offsets,
+            n_electrons=soc.n_electrons,
+        )
+        soc = Hamiltonian(
+            s,
+            soc.basis,
+            "soc",
+            soc.edges,
+            soc.offsets,
+            soc.h,
+            s_flat,
+            soc.s_offsets,
+            n_electrons=soc.n_electrons,
+        )
         row = save_hamiltonian(session, store, none, kind="dft", method="toy")
         save_hamiltonian(
             session, store, soc, structure_id=row.structure_id, kind="dft", method="toy"
@@ -61,8 +79,10 @@ def run(project, *args: str) -> dict:
 def test_train_evaluate_alias_predict(session, project) -> None:
     ids = store_teacher_data(session, project)
     config = project.root / "train.toml"
-    config.write_text('[train]\nval_fraction = 0.0\ntest_fraction = 0.3\nbatch_size = 2\n'
-                      '[model]\nhidden = "8x0e+4x1o+4x2e"\nedge_mul = 4\n')  # fmt: skip
+    config.write_text(
+        "[train]\nval_fraction = 0.0\ntest_fraction = 0.3\nbatch_size = 2\n"
+        '[model]\nhidden = "8x0e+4x1o+4x2e"\nedge_mul = 4\n'
+    )
     out = run(project, "train", "nonsoc", "--epochs", "2", "--name", "t", "--config", str(config))
     assert out["version"] == 1 and out["epochs_run"] == 2
     assert (

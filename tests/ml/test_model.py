@@ -77,9 +77,14 @@ def random_structure(seed: int, species: tuple[str, ...] = ("Si", "O", "Bi", "O"
 def make_net(kind: str, seed: int = 0) -> HamiltonianNet:
     torch.manual_seed(seed)
     cfg = ModelConfig(
-        kind=kind, shells={k: list(v) for k, v in BASIS.shells.items()}, basis_name="toy",
-        hidden="8x0e+4x1o+4x2e+2x1e+2x2o", edge_mul=4, mp_cutoff_ang=4.0, edge_cutoff_ang=5.0,
-    )  # fmt: skip
+        kind=kind,
+        shells={k: list(v) for k, v in BASIS.shells.items()},
+        basis_name="toy",
+        hidden="8x0e+4x1o+4x2e+2x1e+2x2o",
+        edge_mul=4,
+        mp_cutoff_ang=4.0,
+        edge_cutoff_ang=5.0,
+    )
     net = HamiltonianNet(cfg)
     with torch.no_grad():  # non-zero atomic levels, so they are tested too
         net.onsite_shift.weight.normal_()
