@@ -43,6 +43,24 @@ def structures(n: int, elements: list[str], seed: int = 0) -> list:
     return out
 
 
+def known_elements(predictor: object) -> list[str]:
+    """Elements every part of the model accepts (Predictor.check on a one-atom cell)."""
+    from pymatgen.core import Lattice, Structure
+
+    from hamdb.errors import HamdbError
+
+    known = []
+    for el in sorted(predictor.basis.shells):
+        try:
+            predictor.check(Structure(Lattice.cubic(3.0), [el], [[0, 0, 0]]))
+        except HamdbError:
+            continue
+        known.append(el)
+    if not known:
+        sys.exit("bench/predict.py: the model accepts no element")
+    return known
+
+
 def make_project(root: Path, url: str, model_dir: Path, crystals: list) -> object:
     from hamdb.config import load_project, write_default_config
     from hamdb.db.migrate import upgrade
@@ -103,7 +121,7 @@ def main() -> None:
     from hamdb.ml.inference import Predictor
 
     predictor = Predictor.from_path(model_dir)
-    elements = sorted(predictor.basis.shells)
+    elements = known_elements(predictor)
     crystals = structures(args.n, elements)
     n_atoms = [len(s) for s in crystals]
     print(
