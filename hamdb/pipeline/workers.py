@@ -29,7 +29,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from hamdb.errors import HamdbError, InputError, ModelError
+from hamdb.errors import DatabaseError, HamdbError, InputError, ModelError
 from hamdb.pipeline import claims
 
 if TYPE_CHECKING:
@@ -431,11 +431,23 @@ def run(
     the extra processes only run the model. PostgreSQL: `workers` independent claimers.
     """
     if project.is_sqlite or workers == 1:
+        from sqlalchemy.exc import OperationalError
+
         with claims.writer_lock(project.database_url, "hamdb predict --pending"):
             opts = options
             if workers > 1:
                 opts = WorkerOptions(**{**options.__dict__, "compute_processes": workers})
-            stats = run_worker(project, opts, factory, on_batch=on_batch)
+            try:
+                stats = run_worker(project, opts, factory, on_batch=on_batch)
+            except OperationalError as exc:
+                if not project.is_sqlite or "locked" not in str(exc.orig):
+                    raise
+                # Another kind of writer (ingest, dft run) held SQLite's lock too long.
+                raise DatabaseError(
+                    f"{claims.sqlite_path(project.database_url)}: another process is writing "
+                    "this SQLite database; run one writer at a time, or use PostgreSQL for "
+                    "concurrent writers (finished batches are kept; run again to go on)"
+                ) from None
         return stats
     per_worker_limit = None
     if options.limit is not None:

@@ -257,3 +257,29 @@ def test_screen_after_each_batch_fills_the_candidates_view(
     # The stand-in model's bands are atomic levels: an insulator, Z2 trivial, every row.
     assert {r["z2_class"] for r in rows} == {"trivial"}
     assert all(r["gap_ev"] > 0.5 and r["uncertainty_ev"] == 0.01 for r in rows)
+
+
+def test_sqlite_writer_of_another_kind_gives_a_clear_error(
+    sqlite_project: Any, monkeypatch: pytest.MonkeyPatch
+):
+    import sqlite3
+
+    from conftest import register_model
+
+    import hamdb.db.engine as engine_module
+    from hamdb.errors import DatabaseError
+
+    with Session(make_engine(sqlite_project.database_url)) as session:
+        mv = register_model(session)
+        add_structures(session, 3)
+    engine_module.dispose_all()
+    monkeypatch.setattr(engine_module, "SQLITE_BUSY_TIMEOUT_MS", 300)
+    other = sqlite3.connect(sqlite_project.database_url[len("sqlite:///") :], isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # e.g. an ingest in the middle of a long transaction
+    try:
+        with pytest.raises(DatabaseError, match="another process is writing this SQLite"):
+            run(sqlite_project, WorkerOptions(model=str(mv)), factory=factory)
+    finally:
+        other.rollback()
+        other.close()
+    assert run(sqlite_project, WorkerOptions(model=str(mv)), factory=factory).done == 3
