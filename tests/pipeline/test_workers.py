@@ -283,3 +283,15 @@ def test_sqlite_writer_of_another_kind_gives_a_clear_error(
         other.rollback()
         other.close()
     assert run(sqlite_project, WorkerOptions(model=str(mv)), factory=factory).done == 3
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+@pytest.mark.postgres
+def test_run_starts_independent_claimers_on_postgresql(
+    project: Any, session: Session, model_version_id: int
+):
+    add_structures(session, 40)
+    options = WorkerOptions(model=str(model_version_id), batch=5)
+    stats = run(project, options, workers=2, factory=factory)
+    assert stats.done == 40 and stats.worker_id == "2 processes"
+    _check_consistent(session, project, model_version_id, 40, all_done=True)
