@@ -28,7 +28,8 @@ class LazyGroup(click.Group):
         self.prefix = prefix
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        found = {p.stem[len(self.prefix) :].replace("_", "-") for p in CLI_DIR.glob(f"{self.prefix}*.py")}
+        files = CLI_DIR.glob(f"{self.prefix}*.py")
+        found = {p.stem[len(self.prefix) :].replace("_", "-") for p in files}
         return sorted(found | set(self.commands))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
