@@ -146,6 +146,9 @@ def enqueue(
     )
     if structure_ids is not None:
         query = query.where(st.c.id.in_(list(structure_ids)))
+    # One insertion order for every worker: two enqueues waiting on each other's uncommitted
+    # rows then queue up instead of deadlocking.
+    query = query.order_by(st.c.id)
     columns = ["structure_id", "model_version_id", "status", "attempts", "created_at", "updated_at"]
     if is_sqlite(session):
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
