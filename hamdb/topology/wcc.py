@@ -108,10 +108,13 @@ def max_move(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _orientation_sign(g1: np.ndarray, g2: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """±1: which of the two arcs between g1 and g2 holds x; 0 (g1 = g2 or x on an end) -> +1."""
-    val = (
-        np.sin(2 * np.pi * (g2 - g1)) + np.sin(2 * np.pi * (x - g2)) + np.sin(2 * np.pi * (g1 - x))
-    )
+    """±1: which of the two arcs between g1 and g2 holds x; 0 (g1 = g2 or x on an end) -> +1.
+
+    sin 2πa + sin 2πb + sin 2πc = −4 sin πa sin πb sin πc for a + b + c = 0 (a = g2 − g1,
+    b = x − g2, c = g1 − x): the product form keeps its sign where the sum of sines is all
+    round-off, e.g. g2 = g1 − 1e-16 with x opposite them (seen on GPAW Bi2Se3: a false Z2 = 1).
+    """
+    val = -np.sin(np.pi * (g2 - g1)) * np.sin(np.pi * (x - g2)) * np.sin(np.pi * (g1 - x))
     return np.where(val < 0, -1, 1)
 
 

@@ -11,6 +11,7 @@ from hamdb.topology.kspace import BandProblem
 from hamdb.topology.wcc import (
     WccSettings,
     _line_kpoints,
+    _orientation_sign,
     largest_gap,
     max_move,
     plane_flow,
@@ -45,6 +46,16 @@ def test_z2_counts_crossings_and_treats_no_jump_as_even() -> None:
     # gap position constant (the sign function is exactly 0 there): must count as +1, ν = 0
     flat = np.tile([0.25, 0.25, 0.75, 0.75], (len(t), 1))
     assert z2_from_flow(flat) == 0
+
+
+def test_orientation_is_consistent_when_the_gap_barely_moves() -> None:
+    """Gap positions 1e-16 apart (from GPAW Bi2Se3's k3 = ½ plane): every WCC must fall on the
+    same side. The sum-of-sines form gave 0 (read as +1) for one WCC and −1 for the others,
+    an odd count, and so a false ν = 1 on that plane."""
+    g1, g2 = 0.49999999999999956, 0.49999999999999944
+    x = np.array([0.0, 0.0, 0.06135, 0.2, 0.40075, 0.59925, 0.8, 0.99999999999999])
+    signs = _orientation_sign(np.float64(g1), np.float64(g2), x)
+    assert len(set(signs.tolist())) == 1
 
 
 def _z2pack_system(ham, n_occ: int):
