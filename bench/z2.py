@@ -57,24 +57,29 @@ def _inas():  # type: ignore[no-untyped-def]
     return read_hamiltonian(path, "tbmodels", **opts), 6
 
 
-GPAW_CACHE = Path(tempfile.gettempdir()) / "hamdb-bench-gpaw-si-soc.h5"
-
-
-def _gpaw_si():  # type: ignore[no-untyped-def]
-    """Si (diamond, 2 atoms) from hamdb's GPAW LCAO dzp + SOC generator (~1.5 min, cached)."""
+def _gpaw(name: str, structure, n_occ: int, **settings):  # type: ignore[no-untyped-def]
+    """SOC Hamiltonian from hamdb's GPAW LCAO dzp generator, cached in $TMPDIR by name."""
     from hamdb.io.formats import read_hamiltonian, write_hamiltonian
 
-    if not GPAW_CACHE.exists():
-        from pymatgen.core import Lattice, Structure
-
+    cache = Path(tempfile.gettempdir()) / f"hamdb-bench-gpaw-{name}-soc.h5"
+    if not cache.exists():
         from hamdb.dft.gpaw_lcao import LcaoSettings, compute
 
-        si = Structure(
-            Lattice.from_parameters(3.867, 3.867, 3.867, 60, 60, 60),
-            ["Si", "Si"], [[0, 0, 0], [0.25, 0.25, 0.25]],
-        )  # fmt: skip
-        write_hamiltonian(compute(si, LcaoSettings(kdensity=2.0)).h_soc, GPAW_CACHE, "hamdb")
-    return read_hamiltonian(GPAW_CACHE, "hamdb"), 8
+        write_hamiltonian(compute(structure(), LcaoSettings(**settings)).h_soc, cache, "hamdb")
+    return read_hamiltonian(cache, "hamdb"), n_occ
+
+
+def _si():  # type: ignore[no-untyped-def]
+    from pymatgen.core import Lattice, Structure
+
+    lattice = Lattice.from_parameters(3.867, 3.867, 3.867, 60, 60, 60)
+    return Structure(lattice, ["Si", "Si"], [[0, 0, 0], [0.25, 0.25, 0.25]])
+
+
+def _bi2se3():  # type: ignore[no-untyped-def]
+    from hamdb.io.structure_samples import prototype_structures
+
+    return prototype_structures()["Bi2Se3"].get_primitive_structure()
 
 
 CASES = {
@@ -82,7 +87,11 @@ CASES = {
     "bi": ("Bi(111) bilayer, SIESTA SZP + S (2D)", _bi),
     "mos2": ("1T'-MoS2, Wannier90 (2D)", _mos2),
     "inas": ("InAs, TBmodels Wannier (3D)", _inas),
-    "gpaw-si": ("Si, GPAW LCAO dzp + SOC + S (3D)", _gpaw_si),
+    "gpaw-si": ("Si, GPAW LCAO dzp + SOC + S (3D)", lambda: _gpaw("si", _si, 8, kdensity=2.0)),
+    "gpaw-bi2se3": (
+        "Bi2Se3, GPAW LCAO dzp + SOC + S (3D)",
+        lambda: _gpaw("bi2se3", _bi2se3, 48, kdensity=1.5, grid_spacing=0.22),
+    ),
 }
 
 
