@@ -157,6 +157,9 @@ def train_part(
     # Only elements the network trains on count as known: a test structure with another
     # element is refused at prediction (ModelError), not answered from an untrained embedding.
     seen = sorted({el for k in train_idx for el in records[k].h_none.species})
+    # Validate only on structures the model can answer (else the untrained embeddings of a
+    # new element, not the fit, pick the "best" epoch); with none left, the training loss.
+    val_idx = [k for k in val_idx if set(records[k].h_none.species) <= set(seen)]
     model_opts = dict(config.get("model", {}))
     preset = PRESETS[model_opts.pop("preset", "small")]
     mcfg = ModelConfig(
@@ -188,9 +191,9 @@ def train_part(
     history = trainer.fit(on_epoch)
     seconds = time.perf_counter() - start
 
+    # The newest version now (another part may have been registered while this one trained).
+    base, base_row = newest_bundle(session, store_root, name)
     nets = dict(base.nets) if base is not None else {}
-    if kind == "nonsoc" and base is not None and base.basis.shells != basis.shells:
-        nets = {}
     nets[kind] = trainer.net
     merged_shells = {**(base.basis.shells if base else {}), **{el: basis.shells[el] for el in seen}}
     from hamdb.physics.basis import BasisSet
