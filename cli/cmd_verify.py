@@ -36,3 +36,6 @@ def command(project, top, model_version_id, as_json) -> None:  # type: ignore[no
     columns = ("structure_id", "formula", "z2_class", "gap_ev", "uncertainty_ev",
                "dft_z2_class", "dft_gap_ev", "dft_agrees")  # fmt: skip
     click.echo(format_table(rows, columns))
+    for row in rows:
+        if row.get("dft_error"):
+            click.echo(f"structure {row['structure_id']}: DFT failed: {row['dft_error']}", err=True)

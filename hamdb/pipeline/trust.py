@@ -138,7 +138,8 @@ def screen_report(session: Session, model_version_id: int | None = None) -> Scre
 
 
 # -- verify ----------------------------------------------------------------------------------
-#: (project, structure ids) -> ids of the DFT SOC Hamiltonians now stored for them.
+#: (project, structure ids) -> outcomes (objects with structure_id, status, error) or None;
+#: it stores the DFT Hamiltonians (kind 'dft', spin 'soc' among them).
 DftRunner = Callable[["Project", Sequence[int]], Any]
 
 
@@ -180,7 +181,8 @@ def verify_top(
 
     Steps: pick (view, order 'promise'), reference DFT for those without a DFT SOC Hamiltonian,
     Z2 of each DFT Hamiltonian with the screen's own analysis (hamdb.topology.screening), then
-    read the rows again: `dft_z2_class`, `dft_gap_ev` and `dft_agrees` are filled.
+    read the rows again: `dft_z2_class`, `dft_gap_ev` and `dft_agrees` are filled, and
+    `dft_error` says why the DFT failed where it did.
     """
     from hamdb.db.engine import make_engine, session_scope
     from hamdb.store.store import HamiltonianStore
@@ -200,8 +202,11 @@ def verify_top(
     if not ids:
         return []
     missing = [sid for sid in ids if sid not in have]
+    errors: dict[int, str] = {}
     if missing:
-        dft(project, missing)
+        for outcome in dft(project, missing) or ():
+            if getattr(outcome, "status", "done") != "done":
+                errors[outcome.structure_id] = str(outcome.error)
     s = settings if isinstance(settings, TopologySettings) else TopologySettings.from_dict(settings)
     store = HamiltonianStore(project.store_path)
     from sqlalchemy.orm import Session
@@ -219,4 +224,6 @@ def verify_top(
             ),
         )
     order = {sid: i for i, sid in enumerate(ids)}
+    for row in after:
+        row["dft_error"] = errors.get(row["structure_id"])
     return sorted(after, key=lambda r: order[r["structure_id"]])
