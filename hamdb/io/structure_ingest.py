@@ -279,8 +279,9 @@ class IngestReport:
             return f"nothing new: all {self.already_ingested} structures were already ingested"
         rate = self.seen / self.seconds if self.seconds > 0 else 0.0
         return (
-            f"{self.seen} read: {self.inserted} new structures ({self.new_materials} new "
-            f"materials), {self.duplicates} copies of stored structures, "
+            f"{self.seen} read: {_count(self.inserted, 'new structure')} "
+            f"({_count(self.new_materials, 'new material')}), "
+            f"{_count(self.duplicates, 'copy', 'copies')} of stored structures, "
             f"{self.already_ingested} already ingested, {self.failed} failed "
             f"({self.seconds:.1f} s, {rate:.0f}/s)"
         )
@@ -301,6 +302,10 @@ class IngestReport:
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "fits": self.fits,
         }
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
 # -- ingest --------------------------------------------------------------------------------
