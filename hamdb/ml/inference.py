@@ -1,7 +1,7 @@
 """Predict SOC Hamiltonians from structures: the API the pipeline builds on (keep it stable).
 
     predictor = Predictor.load(session, store, "production")   # or "name@3", "name@alias"
-    predictor = Predictor.from_path("models/hamdb-small")      # the model shipped with hamdb
+    predictor = Predictor.shipped()                            # models/hamdb-small, no registry
     hams = predictor.predict(structures)                       # list[Hamiltonian]
     predictor.model_version_id                                 # registry id (None if unregistered)
 
@@ -36,6 +36,9 @@ from hamdb.physics.basis import BasisSet
 from hamdb.physics.hamiltonian import Hamiltonian
 
 BUNDLE_FILE = "model.pt"
+#: The models shipped with hamdb (models/<name>/model.pt in a source checkout).
+SHIPPED_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+SHIPPED_MODEL = "hamdb-small"
 
 
 def pair_cutoffs(cfg: ModelConfig, species: Sequence[str]) -> np.ndarray:
@@ -125,6 +128,14 @@ class Predictor:
             path = path / BUNDLE_FILE
         bundle = ModelBundle.load(path)
         return cls(bundle, None, str(path), bundle.meta.get("metrics"))
+
+    @classmethod
+    def shipped(cls, name: str = SHIPPED_MODEL) -> Predictor:
+        """The model shipped in models/<name> (no registry needed)."""
+        folder = SHIPPED_MODELS_DIR / name
+        if not (folder / BUNDLE_FILE).is_file():
+            raise ModelError(f"{folder}: no shipped model {name!r} here (a source checkout has it)")
+        return cls.from_path(folder)
 
     # -- prediction ------------------------------------------------------------------------
     @property
