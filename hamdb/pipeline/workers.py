@@ -265,9 +265,15 @@ def run_worker(
                     if not batch:
                         break
                     heartbeat.hold([c.job_id for c in batch])
-                    _process_batch(
-                        session, store, predictor, pool, batch, mv_id, method, options, stats
-                    )
+                    try:
+                        _process_batch(
+                            session, store, predictor, pool, batch, mv_id, method, options, stats
+                        )
+                    except KeyboardInterrupt:  # Ctrl-C: give the batch back, uncounted
+                        session.rollback()
+                        with session.begin():
+                            claims.release(session, stats.worker_id, [c.job_id for c in batch])
+                        raise
                     heartbeat.hold([])
                     if on_batch is not None:
                         on_batch(stats)

@@ -187,3 +187,18 @@ def test_writer_lock_is_a_no_op_for_postgresql():
         claims.writer_lock("postgresql+psycopg://x@127.0.0.1/y"),
     ):
         pass
+
+
+def test_release_gives_jobs_back_without_counting_the_attempt(
+    session: Session, model_version_id: int
+):
+    add_structures(session, 2)
+    claims.enqueue(session, model_version_id)
+    session.commit()
+    got = claims.claim(session, model_version_id, "w", 2)
+    assert claims.release(session, "other", [c.job_id for c in got]) == 0  # not its jobs
+    assert claims.release(session, "w", [c.job_id for c in got]) == 2
+    session.commit()
+    session.expire_all()
+    jobs = session.execute(select(PredictionJobRow)).scalars().all()
+    assert {(j.status, j.attempts, j.worker_id) for j in jobs} == {("pending", 0, None)}
