@@ -224,7 +224,7 @@ def run_worker(
     on_batch: Callable[[WorkerStats], None] | None = None,
 ) -> WorkerStats:
     """Claim and compute batches until no job is left (or `options.limit` are processed)."""
-    from hamdb.db.engine import make_engine
+    from hamdb.db.engine import SQLITE_BEGIN_OPTION, make_engine
     from hamdb.store.store import HamiltonianStore
 
     stats = WorkerStats(worker_id=worker_id or claims.worker_name())
@@ -244,7 +244,10 @@ def run_worker(
         )
     from sqlalchemy.orm import Session
 
-    with Session(engine, expire_on_commit=False) as session:
+    # SQLite: take the write lock at BEGIN, so a transaction never has to upgrade a read lock
+    # (which fails at once, without waiting, when another process wrote meanwhile).
+    bind = engine.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"}) if sqlite else engine
+    with Session(bind, expire_on_commit=False) as session:
         with session.begin():
             if sqlite:  # the caller holds the writer lock: claimed jobs are a dead run's
                 claims.expire_orphans(session)
