@@ -41,6 +41,8 @@ def screen_hamiltonians(
                 report = analyse(ham, settings=s)
             except HamdbError as exc:
                 error = f"hamiltonian {hamiltonian_id}: {exc}"
+            except Exception as exc:  # a library failure: recorded, the worker goes on
+                error = f"hamiltonian {hamiltonian_id}: {type(exc).__name__}: {exc}"
             try:
                 with session.begin_nested():
                     session.add_all(result_rows(hamiltonian_id, report, s, error))
