@@ -15,7 +15,13 @@ pytest.importorskip("gpaw")
 
 from pymatgen.core import Lattice, Structure
 
-from hamdb.dft.gpaw_lcao import LcaoResult, LcaoSettings, check_eigenvalues, compute
+from hamdb.dft.gpaw_lcao import (
+    LcaoResult,
+    LcaoSettings,
+    check_eigenvalues,
+    compute,
+    compute_overlap,
+)
 from hamdb.errors import DFTError
 from hamdb.physics.hamiltonian import Hamiltonian
 
@@ -73,6 +79,14 @@ def test_si_hamiltonians_are_hermitian_time_reversal_symmetric_and_complete(si: 
     assert time_reversal_error(si.h_soc) < 1e-8
     correction = soc_correction(si.h_soc, si.h_none)
     assert 1e-4 < np.abs(correction.h).max() < 0.1  # Si: a small but present SOC
+
+
+def test_overlap_without_scf_equals_the_runs_overlap(si: LcaoResult) -> None:
+    """compute_overlap (real space, no k-mesh) reproduces the full-zone S(R) on the same edges."""
+    overlap = compute_overlap(silicon(), FAST)
+    assert np.array_equal(overlap.edges, si.h_none.edges)
+    assert np.abs(overlap.s - si.h_none.s).max() < 1e-12
+    assert not overlap.h.any()
 
 
 def _swap_px_py(ham: Hamiltonian) -> Hamiltonian:
