@@ -3,9 +3,10 @@
 A Γ-centred mesh (a multiple of 6 points per periodic axis, so that Γ, M, K, X, L-type points
 are on it; only one of each k, −k pair, as E(k) = E(−k) under time reversal) finds the
 candidate band edges; each edge is then refined by a shrinking pattern search (3^d local grids,
-step halved each round) around its two best mesh points, the unique k-points of all targets
-of a round diagonalised in one batch. The true edges can only be lower/higher than found, so the
-gap is an upper bound that the Wilson-loop k-points tighten further (`GapResult.tightened`).
+step halved each round) around its best mesh points (two in 2D, one in 3D), the unique k-points
+of all targets of a round diagonalised in one batch. The true edges can only be lower/higher
+than found, so the gap is an upper bound that the Wilson-loop k-points tighten further
+(`GapResult.tightened`).
 """
 
 from __future__ import annotations
@@ -96,10 +97,12 @@ def band_gap(
     offsets = np.array(
         list(itertools.product(*[(-1, 0, 1) if a in periodic else (0,) for a in range(3)]))
     )
-    # Two starting points per target (VBM, CBM, direct), all refined together: one batch of
-    # unique k-points per round, whichever targets share them.
-    target = np.repeat(np.arange(3), 2)
-    order = np.argsort(scores, axis=0)[:2].T.reshape(-1)
+    # The starting points of all targets (VBM, CBM, direct) are refined together: one batch
+    # of unique k-points per round, whichever targets share them.
+    # Two starting points per target in 2D, one in 3D (27-point stencils are dear there).
+    per_target = 2 if len(periodic) < 3 else 1
+    target = np.repeat(np.arange(3), per_target)
+    order = np.argsort(scores, axis=0)[:per_target].T.reshape(-1)
     starts = grid[order]
     current = scores[order, target]
     h = 0.5 / np.array(n, dtype=float)
