@@ -10,12 +10,14 @@ worker every time ends `failed` after `max_attempts` instead of looping forever.
 
 "Exactly once" rests on two guards: finishing a job is an UPDATE conditioned on the finishing
 worker still holding the claim, and the predicted Hamiltonian row is unique per
-(structure, kind, spin, method). A worker whose lease was taken over rolls its batch back; the
-HDF5 file it may already have written is content-addressed (the other worker writes the same
-name) or an orphan that `hamdb store gc` removes.
+(structure, kind, spin, method). A worker whose lease was taken over drops that result (its
+savepoint is rolled back, the rest of its batch commits); the HDF5 file it may already have
+written is content-addressed (the other worker writes the same name) or an orphan that
+`hamdb store gc` removes.
 
 SQLite allows one writer at a time: `writer_lock` turns a second concurrent `hamdb predict`
-(or screen/verify) into a clear one-line error instead of "database is locked" tracebacks.
+(or `hamdb verify`, `hamdb jobs retry`) into a clear one-line error instead of "database is
+locked" tracebacks, and the holder takes over a dead run's claims at once (`expire_orphans`).
 Times come from the database server's clock on PostgreSQL (hosts' clocks may disagree) and
 from this process's clock on SQLite (one host by construction); all are UTC.
 """
