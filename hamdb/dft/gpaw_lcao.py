@@ -4,9 +4,10 @@ One run, for a pymatgen Structure:
 
 1. **SCF**: PBE LCAO in GPAW's dzp basis on a Γ-centred k-mesh chosen from a k-point density
    (symmetry on: the density is what is wanted, the irreducible zone suffices).
-2. **Full-zone pass**: on a Γ-centred mesh large enough for the basis cut-off (no symmetry), at
-   fixed density, GPAW's own LCAO matrices per k: H(k) (`calculate_hamiltonian_matrix`), S(k)
-   (`S_qMM`) and the projector overlaps P_Mi(k) (`P_aqMi`).
+2. **Full-zone pass**: on a Γ-centred mesh large enough for the basis cut-off, on the converged
+   potential, GPAW's own LCAO matrices at every k, assembled from GPAW's pieces exactly as
+   `DirectLCAO.calculate_hamiltonian_matrix` does (`_KMatrices`): H(k), S(k) and the projector
+   overlaps P_Mi(k). No further GPAW run is needed.
 3. **SOC projection**: GPAW's PAW spin-orbit term (`gpaw.spinorbit.soc`: ⟨φ_i|(1/r) dV/dr L|φ_j⟩
    α²/4 per atom, on the converged density) projected into the LCAO basis,
    V_so(k)_{μs,νs'} = Σ_a Σ_ij P_μi (σ·L)^{ss'}_ij P*_νj, the same form GPAW uses for its PAW
@@ -44,9 +45,8 @@ if TYPE_CHECKING:
     from pymatgen.core import Structure
 
 HARTREE_EV = 27.211386024367243
-METHOD = "gpaw-lcao-pbe-dzp"
 MIN_DISTANCE_ANGSTROM = 0.5  # closer atoms are a broken structure, not a material
-K_CHUNK = 128  # k-points per fixed-density GPAW run of the full-zone pass (bounds memory)
+K_CHUNK = 128  # k-points (plus their −k partners) per batch of the full-zone pass (memory)
 
 
 @dataclass(frozen=True)
@@ -65,9 +65,6 @@ class LcaoSettings:
     width_ev: float = 0.05
     maxiter: int = 80
     mesh: tuple[int, int, int] | None = None
-
-    def _replace_mesh(self, mesh: tuple[int, int, int]) -> LcaoSettings:
-        return replace(self, mesh=tuple(mesh))
 
     @property
     def method(self) -> str:
@@ -478,7 +475,7 @@ def compute(structure: Structure, settings: LcaoSettings | None = None) -> LcaoR
     timings.scf_s = time.perf_counter() - t0
     spos = calc.wfs.spos_ac.copy()
     shifts = _wrap_shifts(structure, spos)
-    basis, slices, pairs, _ = _layout(structure, calc, settings._replace_mesh(mesh), spos)
+    basis, slices, pairs, _ = _layout(structure, calc, replace(settings, mesh=mesh), spos)
 
     t0 = time.perf_counter()
     matrices = _KMatrices(calc, soc_operators(calc))
