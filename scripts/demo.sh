@@ -53,17 +53,38 @@ from hamdb.config import load_project
 from hamdb.db.engine import make_engine, session_scope
 from hamdb.db.models import StructureRow
 
-# The shipped model's elements if there is one (its predictions can then be compared with
-# DFT); otherwise light sp elements a tiny model can learn from a handful of runs.
-known = {"Si", "C", "Ge"}
+from pymatgen.core import Structure
+
+from hamdb.errors import HamdbError
+
+
+# Crystals the shipped model accepts, if there is one (its predictions can then be compared
+# with DFT); otherwise light sp elements a tiny model can learn from a handful of runs.
+def accepted(structure: Structure) -> bool:
+    return {site.specie.symbol for site in structure} <= {"Si", "C", "Ge"}
+
+
 if sys.argv[1]:
     from hamdb.ml.inference import Predictor
 
-    known = set(Predictor.from_path(sys.argv[1]).basis.shells)
+    predictor = Predictor.from_path(sys.argv[1])
+
+    def accepted(structure: Structure) -> bool:
+        try:
+            predictor.check(structure)
+        except HamdbError:
+            return False
+        return True
+
+
 project = load_project()
 with session_scope(make_engine(project.database_url)) as s:
     rows = s.query(StructureRow).order_by(StructureRow.n_sites, StructureRow.id).all()
-    picked = [str(r.id) for r in rows if r.n_sites <= 2 and set(r.elements) <= known]
+    picked = [
+        str(r.id)
+        for r in rows
+        if r.n_sites <= 2 and accepted(Structure.from_dict(r.structure_json))
+    ]
 print(" ".join(picked[:3]))
 PY
 )
