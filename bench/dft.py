@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 python3 bench/dft.py [--kdensity 1.2] [--grid-spacing 0.25] [--quick]
 
-For each structure (Si 2 and 8 atoms, the 8-atom one with an atom moved 0.1 Å so ingest does
+For each structure (Si 2 and 8 atoms, the 8-atom one with an atom moved 0.4 Å so ingest does
 not find it equal to the primitive; rocksalt/wurtzite/Bi2Se3-type/2H from the dataset
 generator, 1-6 atoms) it runs `hamdb.dft.gpaw_lcao.compute` and stores both Hamiltonians
 through `hamdb.io.catalog.save_hamiltonian` into a throwaway SQLite project, and prints:
@@ -52,7 +52,7 @@ def structures(quick: bool) -> list[tuple[str, Structure]]:
                 [0.75, 0.75, 0.25],
             ],
         )
-        si8.translate_sites([0], [0.1, 0.0, 0.0], frac_coords=False)  # not the primitive's copy
+        si8.translate_sites([0], [0.4, 0.0, 0.0], frac_coords=False)  # not the primitive's copy
         out.append(("Si conventional*", si8))
     for index in (11, 1, 20, 18) if not quick else (11,):  # rocksalt, Bi2Se3-type, wurtzite, 2H
         meta, s = item(index)
