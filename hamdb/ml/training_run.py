@@ -139,6 +139,9 @@ def train_part(
         records, selection = load_records(
             session, _store(store_root), data_filter, need_soc=kind == "soc"
         )
+    # End the read transaction before the long training: on SQLite a stale snapshot cannot
+    # write the version row later once another writer (a part trained alongside) committed.
+    session.rollback()
     records = [r for r in records if kind != "soc" or r.h_soc is not None]
     if not records:
         raise ModelError("no training structures with the Hamiltonians this part needs")
