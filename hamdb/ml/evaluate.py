@@ -165,21 +165,14 @@ def structure_metrics(bundle: ModelBundle, record: Record) -> dict[str, float]:
         m["soc_h0_mae_ev"] = float(np.abs(parts_pred[0] - parts_dft[0]).mean())
         m["soc_k_mae_ev"] = float(np.abs(parts_pred[1:] - parts_dft[1:]).mean())
         soc_pred = _with_overlap(pred["soc"], dft_soc.s)
-        e_pred, e_dft = eigenvalues(soc_pred, kpts), eigenvalues(dft_soc, kpts)
-        if n_occ is not None and 0 < n_occ < e_dft.shape[1]:
-            m["band_mae_ev"] = float(np.abs(e_pred[:, :n_occ] - e_dft[:, :n_occ]).mean())
-            m["gap_dft_ev"] = band_gap(e_dft, n_occ)[0]
-            m["gap_pred_ev"] = band_gap(e_pred, n_occ)[0]
-            m["gap_mae_ev"] = abs(m["gap_pred_ev"] - m["gap_dft_ev"])
-            lo, hi = max(n_occ - 4, 0), min(n_occ + 4, e_dft.shape[1])
-            pn = eigenvalues(_with_overlap(pred["none"], dft_soc.s), special)
-            dn = eigenvalues(dft_none, special)
-            split_pred = (
-                eigenvalues(soc_pred, special)[:, lo:hi] - np.repeat(pn, 2, axis=1)[:, lo:hi]
-            )
-            split_dft = eigenvalues(dft_soc, special)[:, lo:hi] - np.repeat(dn, 2, axis=1)[:, lo:hi]
-            m["soc_split_mae_ev"] = float(np.abs(split_pred - split_dft).mean())
-        if n_occ is not None and 0 < n_occ < e_dft.shape[1]:
+        if n_occ is not None:
+            try:
+                _full_band_metrics(
+                    m, soc_pred, pred["none"], dft_soc, dft_none, n_occ, kpts, special
+                )
+            except HamdbError:  # the DFT S(k) itself is not positive definite somewhere
+                m["dft_s_not_positive_definite"] = 1.0
+        if n_occ is not None:
             f_pred = filtered_eigenvalues(soc_pred, dft_soc, kpts)
             f_dft = filtered_eigenvalues(dft_soc, dft_soc, kpts)
             if n_occ < f_dft.shape[1]:
@@ -189,13 +182,42 @@ def structure_metrics(bundle: ModelBundle, record: Record) -> dict[str, float]:
                 m["gap_mae_filtered_ev"] = abs(
                     band_gap(f_pred, n_occ)[0] - band_gap(f_dft, n_occ)[0]
                 )
-        if "overlap" in bundle.nets and n_occ is not None and 0 < n_occ < e_dft.shape[1]:
+        if "overlap" in bundle.nets and n_occ is not None:
             try:
+                e_dft = eigenvalues(dft_soc, kpts)
                 e_s = eigenvalues(_with_overlap(dft_soc, pred["soc"].s), kpts)
                 m["overlap_band_mae_ev"] = float(np.abs(e_s[:, :n_occ] - e_dft[:, :n_occ]).mean())
             except HamdbError:  # a learned S(k) that is not positive definite
                 m["overlap_not_positive_definite"] = 1.0
     return m
+
+
+def _full_band_metrics(
+    m: dict[str, float],
+    soc_pred: Hamiltonian,
+    none_pred: Hamiltonian,
+    dft_soc: Hamiltonian,
+    dft_none: Hamiltonian,
+    n_occ: int,
+    kpts: np.ndarray,
+    special: np.ndarray,
+) -> None:
+    """Band, gap and SOC-splitting errors with the full DFT S(k) (no filtering)."""
+    from hamdb.physics.bands import band_gap, eigenvalues
+
+    e_pred, e_dft = eigenvalues(soc_pred, kpts), eigenvalues(dft_soc, kpts)
+    if not 0 < n_occ < e_dft.shape[1]:
+        return
+    m["band_mae_ev"] = float(np.abs(e_pred[:, :n_occ] - e_dft[:, :n_occ]).mean())
+    m["gap_dft_ev"] = band_gap(e_dft, n_occ)[0]
+    m["gap_pred_ev"] = band_gap(e_pred, n_occ)[0]
+    m["gap_mae_ev"] = abs(m["gap_pred_ev"] - m["gap_dft_ev"])
+    lo, hi = max(n_occ - 4, 0), min(n_occ + 4, e_dft.shape[1])
+    pn = eigenvalues(_with_overlap(none_pred, dft_soc.s), special)
+    dn = eigenvalues(dft_none, special)
+    split_pred = eigenvalues(soc_pred, special)[:, lo:hi] - np.repeat(pn, 2, axis=1)[:, lo:hi]
+    split_dft = eigenvalues(dft_soc, special)[:, lo:hi] - np.repeat(dn, 2, axis=1)[:, lo:hi]
+    m["soc_split_mae_ev"] = float(np.abs(split_pred - split_dft).mean())
 
 
 def spinor_from_spinless_flat(template: Hamiltonian, h: np.ndarray) -> np.ndarray:
