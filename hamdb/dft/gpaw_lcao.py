@@ -335,12 +335,14 @@ class _KMatrices:
             Pd = P.conj().transpose(0, 2, 1)
             X += 0.5 * P @ self.dH_aii[a] @ Pd
             t0 = time.perf_counter()
-            # spinor projectors P ⊗ 1 (interleaved) against the (2ni, 2ni) spin-orbit matrix
-            ni = P.shape[2]
-            P2 = np.zeros((len(kpts), 2 * nao, 2 * ni), complex)
-            P2[:, 0::2, 0::2] = P
-            P2[:, 1::2, 1::2] = P
-            M += P2 @ self.soc_aH[a] @ P2.conj().transpose(0, 2, 1)
+            # (σ·L) has ↓↓ = −↑↑ and ↓↑ = (↑↓)†: two products per atom give all four blocks
+            Hso = self.soc_aH[a]
+            up_up = P @ Hso[0::2, 0::2] @ Pd
+            up_down = P @ Hso[0::2, 1::2] @ Pd
+            M[:, 0::2, 0::2] += up_up
+            M[:, 1::2, 1::2] -= up_up
+            M[:, 0::2, 1::2] += up_down
+            M[:, 1::2, 0::2] += up_down.conj().transpose(0, 2, 1)
             self.soc_s += time.perf_counter() - t0
         H = (X + X.conj().transpose(0, 2, 1) + T) * HARTREE_EV
         M[:, 0::2, 0::2] += H
