@@ -330,23 +330,22 @@ class _KMatrices:
             return kpts, None, S
         phase = np.exp(2j * np.pi * kpts @ self.sdisp_xc[1:].T)
         X = 0.5 * self.vt_xMM[0] + np.einsum("kx,xMN->kMN", phase, self.vt_xMM[1:], optimize=True)
-        M = np.zeros((len(kpts), 2 * nao, 2 * nao), complex)
+        # (σ·L) has ↓↓ = −↑↑ and ↓↑ = (↑↓)†: two products per atom give all four spin blocks
+        up_up = np.zeros((len(kpts), nao, nao), complex)
+        up_down = np.zeros((len(kpts), nao, nao), complex)
         for a, P in P_a.items():
             Pd = P.conj().transpose(0, 2, 1)
             X += 0.5 * P @ self.dH_aii[a] @ Pd
             t0 = time.perf_counter()
-            # (σ·L) has ↓↓ = −↑↑ and ↓↑ = (↑↓)†: two products per atom give all four blocks
-            Hso = self.soc_aH[a]
-            up_up = P @ Hso[0::2, 0::2] @ Pd
-            up_down = P @ Hso[0::2, 1::2] @ Pd
-            M[:, 0::2, 0::2] += up_up
-            M[:, 1::2, 1::2] -= up_up
-            M[:, 0::2, 1::2] += up_down
-            M[:, 1::2, 0::2] += up_down.conj().transpose(0, 2, 1)
+            up_up += P @ self.soc_aH[a][0::2, 0::2] @ Pd
+            up_down += P @ self.soc_aH[a][0::2, 1::2] @ Pd
             self.soc_s += time.perf_counter() - t0
         H = (X + X.conj().transpose(0, 2, 1) + T) * HARTREE_EV
-        M[:, 0::2, 0::2] += H
-        M[:, 1::2, 1::2] += H
+        M = np.empty((len(kpts), 2 * nao, 2 * nao), complex)
+        M[:, 0::2, 0::2] = H + up_up
+        M[:, 1::2, 1::2] = H - up_up
+        M[:, 0::2, 1::2] = up_down
+        M[:, 1::2, 0::2] = up_down.conj().transpose(0, 2, 1)
         return kpts, M, S
 
 
