@@ -90,6 +90,8 @@ SELECT
     dtr.gap_ev AS dft_gap_ev,
     CASE WHEN dtr.id IS NULL THEN NULL ELSE {_Z2_CLASS.format(t="dtr")} END AS dft_z2_class,
     CASE WHEN dtr.id IS NULL THEN NULL
+         WHEN ({_Z2_CLASS.format(t="tr")}) = 'unknown'
+              OR ({_Z2_CLASS.format(t="dtr")}) = 'unknown' THEN NULL
          ELSE ({_Z2_CLASS.format(t="tr")}) = ({_Z2_CLASS.format(t="dtr")}) END AS dft_agrees
 FROM topology_results tr
 JOIN hamiltonians h ON h.id = tr.hamiltonian_id AND h.kind = 'predicted' AND h.spin = 'soc'

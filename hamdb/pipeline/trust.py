@@ -112,7 +112,7 @@ def screen_report(session: Session, model_version_id: int | None = None) -> Scre
     rows = fetch(session, query)
     counts: Counter[str] = Counter()
     table: dict[str, dict[str, int]] = {}
-    agree = 0
+    agree = known = 0
     gap_errors = []
     for r in rows:
         predicted = bool(r["is_candidate"])
@@ -120,7 +120,9 @@ def screen_report(session: Session, model_version_id: int | None = None) -> Scre
         counts[("t" if predicted == actual else "f") + ("p" if predicted else "n")] += 1
         row = table.setdefault(r["z2_class"], {})
         row[r["dft_z2_class"]] = row.get(r["dft_z2_class"], 0) + 1
-        agree += r["z2_class"] == r["dft_z2_class"]
+        if "unknown" not in (r["z2_class"], r["dft_z2_class"]):  # two failures agree on nothing
+            known += 1
+            agree += r["z2_class"] == r["dft_z2_class"]
         if r["gap_ev"] is not None and r["dft_gap_ev"] is not None:
             gap_errors.append(abs(r["gap_ev"] - r["dft_gap_ev"]))
     return ScreenReport(
@@ -130,7 +132,7 @@ def screen_report(session: Session, model_version_id: int | None = None) -> Scre
         fn=counts["fn"],
         tn=counts["tn"],
         table=table,
-        class_agreement=agree / len(rows) if rows else None,
+        class_agreement=agree / known if known else None,
         gap_mae_ev=sum(gap_errors) / len(gap_errors) if gap_errors else None,
         calibration=calibration(rows),
         rows=rows,

@@ -63,3 +63,19 @@ def test_verify_runs_dft_on_the_most_promising_and_records_agreement(
     assert row["dft_gap_ev"] > 0
     again = verify_top(project, 5, dft=fake_dft)  # only 'tiny' is left unverified
     assert [r["structure_id"] for r in again] == [screened["tiny"]]
+
+
+def test_two_failed_analyses_do_not_count_as_agreement(session: Session, model_version_id: int):
+    from conftest import add_screened, add_structures
+
+    from hamdb.pipeline.candidates import candidates_query, fetch
+
+    (sid,) = add_structures(session, 1)
+    for mv in (model_version_id, None):  # predicted, then DFT: both not converged
+        add_screened(session, sid, model_version_id=mv, z2=None, gap_ev=0.2, converged=False,
+                     error="WCC flow not converged")  # fmt: skip
+    session.commit()
+    (row,) = fetch(session, candidates_query(only_candidates=False))
+    assert (row["z2_class"], row["dft_z2_class"], row["dft_agrees"]) == ("unknown", "unknown", None)
+    report = screen_report(session)
+    assert report.n == 1 and report.class_agreement is None
