@@ -104,10 +104,12 @@ def command(
             click.echo(line if o.status == "done" else f"{line}: {o.error}")
 
     outcomes = run_many(project, todo, settings, check=check, workers=workers, on_outcome=report)
-    failed = [o for o in outcomes if o.status != "done"]
+    failed = [o for o in outcomes if o.status == "failed"]
     if as_json:
         echo_json({"runs": [o.as_dict() for o in outcomes], "failed": len(failed)})
     else:
-        click.echo(f"{len(outcomes) - len(failed)} done, {len(failed)} failed")
+        skipped = sum(o.status == "skipped" for o in outcomes)
+        done = len(outcomes) - len(failed) - skipped
+        click.echo(f"{done} done, {skipped} already done, {len(failed)} failed")
     if failed:
         raise SystemExit(1)

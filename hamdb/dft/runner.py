@@ -41,7 +41,7 @@ class RunOutcome:
     """What happened to one structure (printed by the CLI, returned as JSON)."""
 
     structure_id: int
-    status: str  # "done" | "failed"
+    status: str  # "done" | "failed" | "skipped" (done before)
     error: str | None = None
     seconds: float = 0.0
     n_atoms: int = 0
@@ -105,6 +105,18 @@ def _one_line(exc: BaseException) -> str:
     return text if isinstance(exc, HamdbError) else f"{type(exc).__name__}: {text}"
 
 
+def _run_status(session: Session, structure_id: int, method: str) -> str | None:
+    from sqlalchemy import select
+
+    from hamdb.db.models import DftRunRow
+
+    return session.scalars(
+        select(DftRunRow.status).where(
+            DftRunRow.structure_id == structure_id, DftRunRow.method == method
+        )
+    ).one_or_none()
+
+
 def _set_run(session: Session, structure_id: int, method: str, status: str, **values: Any) -> Any:
     from sqlalchemy import select
 
@@ -152,6 +164,9 @@ def run_one(
             if row is None:
                 raise InputError(f"no structure with id {structure_id}")
             structure = Structure.from_dict(row.structure_json)
+            if _run_status(session, structure_id, method) == "done":
+                # never recompute over stored Hamiltonians (the rows are unique anyway)
+                return RunOutcome(structure_id, "skipped", "already done", 0.0, len(structure))
             _set_run(
                 session, structure_id, method, "running", error=None, settings=settings.as_dict()
             )

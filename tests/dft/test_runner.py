@@ -66,6 +66,8 @@ def test_run_stores_checked_non_soc_and_soc_hamiltonians(sqlite_project: Any) ->
         soc = load_hamiltonian(session, store, rows[1].id, verify=True)
     assert soc.spin == "soc" and soc.n_electrons == 8.0 and soc.s is not None
     assert runner.select_structures(sqlite_project, pending=True) == []
+    (again,) = runner.run_many(sqlite_project, [sid], FAST)  # by id: not recomputed
+    assert again.status == "skipped" and _runs(sqlite_project)[sid].status == "done"
 
 
 @pytest.mark.gpaw
