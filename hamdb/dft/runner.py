@@ -138,7 +138,7 @@ def mark_failed(project: Project, structure_id: int, method: str, error: str) ->
     """Record a failed run (own transaction)."""
     from hamdb.db.engine import make_engine, session_scope
 
-    with session_scope(make_engine(project.database_url)) as session:
+    with session_scope(make_engine(project.database_url), immediate=True) as session:
         _set_run(session, structure_id, method, "failed", error=error[:2000])
 
 
@@ -159,7 +159,7 @@ def run_one(
     t0 = time.perf_counter()
     n_atoms = 0
     try:
-        with session_scope(engine) as session:
+        with session_scope(engine, immediate=True) as session:
             row = session.get(StructureRow, structure_id)
             if row is None:
                 raise InputError(f"no structure with id {structure_id}")
@@ -184,7 +184,7 @@ def run_one(
         t1 = time.perf_counter()
         store = HamiltonianStore(project.store_path)
         row_settings = {**result.h_none.origin["settings"], "check": checked}
-        with session_scope(engine) as session:
+        with session_scope(engine, immediate=True) as session:
             ids = []
             for ham in (result.h_none, result.h_soc):
                 saved = save_hamiltonian(
