@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pymatgen.core import Lattice, Structure
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TOPOLOGY_TESTDATA = REPO_ROOT.parent / "shared" / "topology_testdata"
@@ -233,3 +234,13 @@ def session(project: Any) -> Iterator[Any]:
 
     with Session(make_engine(project.database_url), expire_on_commit=False) as db_session:
         yield db_session
+
+
+@pytest.fixture(scope="session")
+def gaas_like() -> Structure:
+    """A two-atom zincblende cell (atoms off the origin, so gauges differ)."""
+    return Structure(
+        Lattice.from_parameters(4.0, 4.2, 4.4, 85, 95, 100),
+        ["Ga", "As"],
+        [[0.1, 0.05, 0.2], [0.35, 0.3, 0.45]],
+    )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pymatgen.core import Lattice, Structure
+from pymatgen.core import Structure
 
 from hamdb.physics.basis import BasisSet
 from hamdb.physics.hamiltonian import Hamiltonian
@@ -16,13 +16,9 @@ from hamdb.physics.synthetic import random_hamiltonian
 
 
 @pytest.fixture(scope="session")
-def cell() -> Structure:
-    """Two atoms off the origin in a skewed cell."""
-    return Structure(
-        Lattice.from_parameters(4.0, 4.2, 4.4, 85, 95, 100),
-        ["Ga", "As"],
-        [[0.1, 0.05, 0.2], [0.35, 0.3, 0.45]],
-    )
+def cell(gaas_like: Structure) -> Structure:
+    """Two atoms off the origin in a skewed cell (tests/conftest.py's gaas_like)."""
+    return gaas_like
 
 
 @pytest.fixture(scope="session")
