@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import click
 
-from hamdb.cli.options import echo_json, json_option, pass_project, workers_option
+from hamdb.cli.options import (
+    echo_json,
+    json_option,
+    pass_project,
+    split_elements,
+    workers_option,
+)
 from hamdb.config import Project
-
-
-def _split_elements(
-    _ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
-) -> tuple[str, ...]:
-    return tuple(el.strip() for value in values for el in value.split(",") if el.strip())
 
 
 @click.command("run")
@@ -23,7 +23,7 @@ def _split_elements(
 @click.option(
     "--elements",
     multiple=True,
-    callback=_split_elements,
+    callback=split_elements,
     help="Filter: containing all of these elements (Bi,Se).",
 )
 @click.option("--formula", help="Filter: reduced formula (Bi2Se3).")

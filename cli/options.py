@@ -17,6 +17,13 @@ workers_option = click.option(
 )
 
 
+def split_elements(
+    _ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
+) -> tuple[str, ...]:
+    """Click callback: `--elements Bi,Se --elements Te` -> ("Bi", "Se", "Te")."""
+    return tuple(el.strip() for value in values for el in value.split(",") if el.strip())
+
+
 def pass_project(func: F) -> F:
     """Give the command the resolved `hamdb.config.Project` as its first argument.
 

@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import click
 
-from hamdb.cli.options import echo_json, json_option, pass_project
+from hamdb.cli.options import echo_json, json_option, pass_project, split_elements
 from hamdb.config import Project
-
-
-def _split_elements(
-    _ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
-) -> tuple[str, ...]:
-    return tuple(el.strip() for value in values for el in value.split(",") if el.strip())
 
 
 @click.command("list")
 @click.option(
     "--elements",
     multiple=True,
-    callback=_split_elements,
+    callback=split_elements,
     help="Structures containing all of these elements: --elements Bi,Se (or repeat the option).",
 )
 @click.option("--formula", help="Reduced formula, any element order: Bi2Se3.")
