@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import click
 
-from hamdb.cli.options import echo_json, json_option, pass_project, workers_option
+from hamdb.cli.options import (
+    echo_json,
+    json_option,
+    pass_project,
+    split_elements,
+    workers_option,
+)
 from hamdb.config import Project
 
 
@@ -23,10 +29,24 @@ from hamdb.config import Project
     show_default=True,
     help="Compare each structure's eigenvalues off the mesh with GPAW's own (fails above 1e-4 eV).",
 )
+@click.option(
+    "--elements",
+    multiple=True,
+    callback=split_elements,
+    help="Draw every structure from these elements only, e.g. Bi,Sb,Se,Te (a focused set).",
+)
 @workers_option
 @json_option
 @pass_project
-def command(project: Project, n: int, seed: int, check: bool, workers: int, as_json: bool) -> None:
+def command(
+    project: Project,
+    n: int,
+    seed: int,
+    check: bool,
+    elements: tuple[str, ...] | None,
+    workers: int,
+    as_json: bool,
+) -> None:
     """Build (or continue) the dataset: structures 0..N-1 of this seed, each a prototype
     (fcc, bcc, hcp, diamond, zincblende, rocksalt, CsCl, wurtzite, 1T, 2H, Bi2Se3-type) of
     elements up to Bi with a random strain and displacements, with GPAW non-SOC and SOC
@@ -35,6 +55,7 @@ def command(project: Project, n: int, seed: int, check: bool, workers: int, as_j
     \b
     Example:
       OMP_NUM_THREADS=1 hamdb dataset build --n 200
+      OMP_NUM_THREADS=1 hamdb dataset build --n 150 --elements Si,Ge,Sn,Bi,Sb,Se,Te
     """
     import time
 
@@ -49,7 +70,15 @@ def command(project: Project, n: int, seed: int, check: bool, workers: int, as_j
                 f"structure {o.structure_id} ({o.n_atoms} atoms, {o.seconds:.1f} s): {status}"
             )  # type: ignore[attr-defined]
 
-    outcomes = build(project, n, seed=seed, workers=workers, check=check, on_outcome=report)
+    outcomes = build(
+        project,
+        n,
+        seed=seed,
+        workers=workers,
+        check=check,
+        elements=elements or None,
+        on_outcome=report,
+    )
     done = sum(o.status == "done" for o in outcomes)
     hours = (time.perf_counter() - start) / 3600
     summary = {

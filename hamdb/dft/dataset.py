@@ -212,22 +212,56 @@ class DatasetItem:
         return f"{self.index:06d}-{self.prototype}-{'-'.join(self.elements)}"
 
 
-def item(index: int, seed: int = 0) -> tuple[DatasetItem, Structure]:
-    """Structure number `index` of the dataset with this seed (deterministic)."""
+def _pools(elements: tuple[str, ...] | None) -> dict[str, tuple[str, ...]]:
+    """Element pools of each prototype family, restricted to `elements` when given (a focused
+    dataset: many strained variants of few chemistries, which the model can learn per element)."""
+    pools = {
+        "elemental": ELEMENTAL_ELEMENTS,
+        "any": ELEMENTS,
+        "layer": LAYER_METALS,
+        "chalcogen": CHALCOGENS,
+        "pnictogen": PNICTOGENS,
+    }
+    if elements is None:
+        return pools
+    unknown = sorted(set(elements) - set(ELEMENTS))
+    if unknown:
+        raise InputError(
+            f"dataset elements {', '.join(unknown)}: not in the dataset's element list "
+            f"(elements up to Bi without f shells and noble gases)"
+        )
+    return {key: tuple(el for el in pool if el in elements) for key, pool in pools.items()}
+
+
+def item(
+    index: int, seed: int = 0, elements: tuple[str, ...] | None = None
+) -> tuple[DatasetItem, Structure]:
+    """Structure number `index` of the dataset with this seed (deterministic), drawn from
+    `elements` only when given."""
     from pymatgen.core import Lattice, Structure
 
+    pools = _pools(elements)
+    binary = [
+        proto
+        for proto in BINARY
+        if (proto not in ("1T", "2H") or (pools["layer"] and pools["chalcogen"]))
+        and (proto != "bi2se3" or (pools["pnictogen"] and pools["chalcogen"]))
+        and len(pools["any"]) >= 2
+    ]
     rng = np.random.default_rng([seed, index])
-    if rng.random() < 0.4:
+    if rng.random() < 0.4 or not binary:
+        if not pools["elemental"]:
+            raise InputError("dataset elements: none of them forms an elemental prototype")
         proto = str(rng.choice(ELEMENTAL))
-        els: tuple[str, ...] = (str(rng.choice(ELEMENTAL_ELEMENTS)),)
+        els: tuple[str, ...] = (str(rng.choice(pools["elemental"])),)
     else:
-        proto = str(rng.choice(BINARY))
+        proto = str(rng.choice(binary))
         if proto in ("1T", "2H"):
-            els = (str(rng.choice(LAYER_METALS)), str(rng.choice(CHALCOGENS)))
+            els = (str(rng.choice(pools["layer"])), str(rng.choice(pools["chalcogen"])))
         elif proto == "bi2se3":
-            els = (str(rng.choice(PNICTOGENS)), str(rng.choice(CHALCOGENS)))
+            els = (str(rng.choice(pools["pnictogen"])), str(rng.choice(pools["chalcogen"])))
         else:
-            a, b = rng.choice(ELEMENTS, size=2, replace=False)
+            a, b = rng.choice(pools["any"], size=2, replace=False)
             els = (str(a), str(b))
     cell, species, frac = _prototype(proto, els)
     eps = rng.uniform(-STRAIN, STRAIN, size=(3, 3))
@@ -238,7 +272,16 @@ def item(index: int, seed: int = 0) -> tuple[DatasetItem, Structure]:
     return DatasetItem(index, proto, els), structure
 
 
-def add_structures(project: Project, n: int, seed: int = 0) -> list[int]:
+def source_name(seed: int, elements: tuple[str, ...] | None = None) -> str:
+    """The `source` of a dataset's structures: seed and element restriction (they change
+    which structure an index stands for, so each combination is its own source)."""
+    suffix = f":{','.join(sorted(elements))}" if elements else ""
+    return f"{SOURCE}:seed{seed}{suffix}"
+
+
+def add_structures(
+    project: Project, n: int, seed: int = 0, elements: tuple[str, ...] | None = None
+) -> list[int]:
     """Insert dataset structures 0..n−1 (known ones are found by source id); their ids."""
     from hamdb.db.engine import make_engine, session_scope
     from hamdb.io.structure_ingest import find_or_add_structure
@@ -246,11 +289,11 @@ def add_structures(project: Project, n: int, seed: int = 0) -> list[int]:
     ids = []
     engine = make_engine(project.database_url)
     for i in range(n):
-        meta, structure = item(i, seed)
+        meta, structure = item(i, seed, elements)
         try:
             with session_scope(engine) as session:
                 sid, _ = find_or_add_structure(
-                    session, structure, f"{SOURCE}:seed{seed}", meta.source_id
+                    session, structure, source_name(seed, elements), meta.source_id
                 )
         except InputError:  # a generated cell ingest refuses (degenerate): not a data point
             continue
@@ -266,13 +309,14 @@ def build(
     settings: LcaoSettings = DATASET_SETTINGS,
     workers: int = 1,
     check: bool = True,
+    elements: tuple[str, ...] | None = None,
     on_outcome: Callable[[RunOutcome], None] | None = None,
 ) -> list[RunOutcome]:
     """Add n structures and run the DFT for those without a finished run (resumable); with
     `check`, each is compared with GPAW's own eigenvalues off the mesh (a few % more time)."""
     from hamdb.dft.runner import run_many, select_structures
 
-    ids = add_structures(project, n, seed)
+    ids = add_structures(project, n, seed, elements)
     todo = set(select_structures(project, pending=True, method=settings.method))
     order = [i for i in dict.fromkeys(ids) if i in todo]
     return run_many(project, order, settings, check=check, workers=workers, on_outcome=on_outcome)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from hamdb.dft import dataset
+from hamdb.errors import InputError
 from hamdb.io.structures import validate_structure
 
 
@@ -31,6 +32,25 @@ def test_generated_structures_are_valid_small_and_cover_every_prototype() -> Non
         d = s.distance_matrix + np.eye(len(s)) * 99
         assert d.min() > 1.0 or len(s) == 1
     assert set(seen) == set(dataset.ELEMENTAL) | set(dataset.BINARY)
+
+
+def test_an_element_restriction_draws_only_those_elements_and_is_its_own_source() -> None:
+    focused = ("Bi", "Se", "Te", "Si")
+    seen: Counter[str] = Counter()
+    for i in range(200):
+        meta, s = dataset.item(i, elements=focused)
+        seen[meta.prototype] += 1
+        assert {site.specie.symbol for site in s} <= set(focused)
+        assert validate_structure(s) is None, (meta, validate_structure(s))
+    # no layer metal among them, so no 1T/2H; Bi2Se3-type (Bi + a chalcogen) is drawn
+    assert "1T" not in seen and "2H" not in seen and seen["bi2se3"] > 0
+    assert dataset.source_name(0, focused) != dataset.source_name(0)
+    assert dataset.source_name(0, focused) == dataset.source_name(0, tuple(reversed(focused)))
+
+
+def test_an_unknown_restriction_element_is_a_clear_error() -> None:
+    with pytest.raises(InputError, match="Xe"):
+        dataset.item(0, elements=("Bi", "Xe"))
 
 
 @pytest.mark.gpaw
