@@ -28,6 +28,14 @@ from hamdb.cli.options import json_option
     default=None,
     help="Energy window of the plot around E_F (eV), e.g. --window -3 3.",
 )
+@click.option(
+    "--s-min",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.0,
+    show_default=True,
+    help="Drop overlap directions with eigenvalue <= S_MIN * largest at each k (near-dependent "
+    "basis, predicted H; ~1e-3 for dzp); 0 = exact.",
+)
 @json_option
 @click.pass_context
 def command(
@@ -37,6 +45,7 @@ def command(
     plot: str | None,
     spacing: float,
     window: tuple[float, float] | None,
+    s_min: float,
     as_json: bool,
 ) -> None:
     """Bands of the Hamiltonian in SOURCE (a file, or a hamiltonians row ID) along the
@@ -48,11 +57,14 @@ def command(
       hamdb bands Bi.HSX --format siesta --json
       hamdb bands 12 --plot h12.png
     """
+    import numpy as np
+
     from hamdb.physics.bands import eigenvalues, kpath, plot_bands, summarize
 
     ham = _load(ctx, source, fmt)
     path = kpath(ham.structure, reference_distance=spacing)
-    eigs = eigenvalues(ham, path.kpts)
+    eigs = eigenvalues(ham, path.kpts, s_min=s_min)
+    n_dropped = int(np.isnan(eigs).sum(axis=1).max(initial=0))
     summary = None
     if ham.n_electrons > 0:
         summary = summarize(ham, eigs)
@@ -71,6 +83,7 @@ def command(
         "direct_gap_ev": summary.direct_gap_ev if summary else None,
         "fermi_level_ev": fermi,
         "plot": plot,
+        "n_dropped": n_dropped,
     }
     if as_json:
         from hamdb.cli.options import echo_json
@@ -86,6 +99,8 @@ def command(
         click.echo(f"  Fermi level     {summary.fermi_level_ev:.4f} eV")
     else:
         click.echo("  no electron count: gap and Fermi level not computed")
+    if n_dropped:
+        click.echo(f"  overlap filter  {n_dropped} states dropped at worst k (--s-min)")
     if plot:
         click.echo(f"  plot            {plot}")
 

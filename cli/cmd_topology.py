@@ -17,6 +17,12 @@ def settings_options(func):  # type: ignore[no-untyped-def]
         ("--min-neighbour-dist", float, "Smallest line spacing (pump coordinate 0..1) [0.001]."),
         ("--k-max", click.IntRange(8), "Most k-points on one line [256]."),
         ("--max-lines", click.IntRange(3), "Most lines per plane [200]."),
+        (
+            "--s-min",
+            click.FloatRange(0.0, 1.0),
+            "Drop overlap directions with eigenvalue <= S_MIN * largest at each k (near-"
+            "dependent basis, predicted H) [0 = exact; ~1e-3 for predicted dzp].",
+        ),
     ]
     options = [click.option(flag, type=kind, default=None, help=text) for flag, kind, text in specs]
     options.append(
@@ -39,6 +45,7 @@ def collect_settings(kwargs: dict) -> dict:  # type: ignore[type-arg]
         "min_neighbour_dist",
         "k_max",
         "max_lines",
+        "s_min",
     )
     settings = {n: kwargs.pop(n) for n in names if kwargs.get(n) is not None}
     for n in names:
@@ -132,6 +139,8 @@ def command(
     )
     if report.parity_z2 is not None or report.wcc_z2 is not None:
         click.echo(f"  WCC / parity    {format_z2(report.wcc_z2)} / {format_z2(report.parity_z2)}")
+    if report.n_dropped:
+        click.echo(f"  overlap filter  {report.n_dropped} states dropped at worst k (--s-min)")
     if report.error:
         click.echo(f"  note            {report.error}")
     click.echo(

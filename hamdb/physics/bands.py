@@ -5,7 +5,9 @@ and S(k) from `hamdb.physics.bloch`. Orthogonal bases use numpy's batched Hermit
 chunk of k-points at once; non-orthogonal ones call LAPACK's generalized solver per k-point
 (the Bloch sum itself is batched either way). An S(k) that is not positive definite (a broken
 overlap, or a basis that is numerically linearly dependent) raises a HamiltonianError naming
-the k-point and the smallest eigenvalue of S(k).
+the k-point and the smallest eigenvalue of S(k). With s_min > 0 a nearly dependent basis is
+solved in the well-conditioned directions of S(k) only (canonical orthogonalisation,
+hamdb.physics.orthogonal), batched like the orthogonal case.
 
 Energies in eV; k-points fractional in the reciprocal basis of the Hamiltonian's own cell.
 """
@@ -20,6 +22,7 @@ import scipy.linalg
 
 from hamdb.errors import HamiltonianError
 from hamdb.physics.bloch import Gauge, iter_bloch
+from hamdb.physics.orthogonal import orthonormal_system, to_original_basis
 
 if TYPE_CHECKING:
     from pymatgen.core import Structure
@@ -94,19 +97,30 @@ def _not_positive_definite(s_k: np.ndarray, kpts: np.ndarray, offset: int) -> Ha
 
 
 def eigensystem(
-    ham: Hamiltonian, kpts: np.ndarray, vectors: bool = True, gauge: Gauge = "lattice"
+    ham: Hamiltonian,
+    kpts: np.ndarray,
+    vectors: bool = True,
+    gauge: Gauge = "lattice",
+    s_min: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Eigenvalues (nk, N) in eV, ascending, and eigenvectors (nk, N, N) (columns) or None.
 
     With an overlap the eigenvectors are S-orthonormal (c† S c = 1). gauge selects the Bloch
     phase convention of the eigenvectors (see hamdb.physics.bloch); eigenvalues do not depend
-    on it.
+    on it. s_min > 0 (with an overlap) solves only in the directions of S(k) with eigenvalue
+    above s_min·max (hamdb.physics.orthogonal): the states of the dropped directions are not
+    bands, so at each k the last n_dropped eigenvalues are NaN and their vectors zero.
     """
     k_all = np.asarray(kpts, dtype=float).reshape(-1, 3)
     nk, n = len(k_all), ham.n_states
     energies = np.empty((nk, n))
     states = np.empty((nk, n, n), dtype=np.complex128) if vectors else None
     for sl, h_k, s_k in iter_bloch(ham, k_all, gauge):
+        if s_k is not None and s_min > 0:
+            energies[sl], out_vectors = _filtered(h_k, s_k, ham.n_spin, s_min, vectors)
+            if vectors:
+                states[sl] = out_vectors  # type: ignore[index]
+            continue
         if s_k is None:
             if vectors:
                 energies[sl], states[sl] = np.linalg.eigh(h_k)  # type: ignore[index]
@@ -127,9 +141,30 @@ def eigensystem(
     return energies, states
 
 
-def eigenvalues(ham: Hamiltonian, kpts: np.ndarray) -> np.ndarray:
-    """Band energies (nk, n_states) in eV at fractional k-points, ascending at each k."""
-    return eigensystem(ham, kpts, vectors=False)[0]
+def _filtered(
+    h_k: np.ndarray, s_k: np.ndarray, n_spin: int, s_min: float, vectors: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Eigenvalues (NaN for dropped states) and original-basis vectors of a filtered chunk."""
+    h_prime, x, n_dropped = orthonormal_system(h_k, s_k, n_spin, s_min)
+    n = h_k.shape[-1]
+    not_band = np.arange(n)[None, :] >= (n - n_dropped)[:, None]
+    if not vectors:
+        w = np.linalg.eigvalsh(h_prime)
+        w[not_band] = np.nan
+        return w, None
+    w, y = np.linalg.eigh(h_prime)
+    c = to_original_basis(x, y, n_spin)
+    w[not_band] = np.nan
+    c[np.broadcast_to(not_band[:, None, :], c.shape)] = 0.0
+    return w, c
+
+
+def eigenvalues(ham: Hamiltonian, kpts: np.ndarray, s_min: float = 0.0) -> np.ndarray:
+    """Band energies (nk, n_states) in eV at fractional k-points, ascending at each k.
+
+    s_min > 0: filtered overlap (see `eigensystem`); dropped states are NaN at the end.
+    """
+    return eigensystem(ham, kpts, vectors=False, s_min=s_min)[0]
 
 
 # -- occupations ------------------------------------------------------------------------------

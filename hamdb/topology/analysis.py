@@ -38,12 +38,15 @@ class TopologySettings(WccSettings):
 
     The WCC-flow controls are inherited from `WccSettings` (Z2Pack's names); on top:
     metal_gap_ev: a gap below this is a metal (no Z2); mesh_spacing: gap mesh spacing (1/Å);
-    hermitian_tol: largest |H(R) − H(−R)†| (eV) accepted as round-off.
+    hermitian_tol: largest |H(R) − H(−R)†| (eV) accepted as round-off; s_min: overlap filter,
+    directions of S(k) with eigenvalue ≤ s_min·max are dropped (hamdb.physics.orthogonal;
+    0 = exact, right for DFT; ~1e-3 for a predicted H in a near-dependent basis such as dzp).
     """
 
     metal_gap_ev: float = 1e-3
     mesh_spacing: float = 0.2
     hermitian_tol: float = 1e-4
+    s_min: float = 0.0
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> TopologySettings:
@@ -55,7 +58,11 @@ class TopologySettings(WccSettings):
         return cls(**data)
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "engine_version": ENGINE_VERSION}
+        data = {**asdict(self), "engine_version": ENGINE_VERSION}
+        if data["s_min"] == 0.0:
+            # added after results were stored: the default keeps their hashes (and rows) valid
+            del data["s_min"]
+        return data
 
     def sha256(self) -> str:
         text = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
@@ -73,6 +80,7 @@ class TopologyReport:
     z2: [ν] (2D) or [ν0, ν1, ν2, ν3] (3D), None for a metal, a non-converged flow or a
     WCC/parity disagreement. wcc_z2 / parity_z2: each method's own answer (None if not run,
     not applicable or not converged). agreement: None when only one method gave an answer.
+    n_dropped: most states the overlap filter (settings s_min > 0) dropped at one k-point.
     """
 
     dim: int
@@ -90,6 +98,7 @@ class TopologyReport:
     wcc_z2: list[int] | None = None
     error: str | None = None
     vacuum_axis: int | None = None
+    n_dropped: int = 0
     planes: tuple[PlaneResult, ...] = field(default=(), repr=False)
     parity: ParityResult | None = field(default=None, repr=False)
 
@@ -109,6 +118,7 @@ class TopologyReport:
             "agreement": self.agreement,
             "error": self.error,
             "vacuum_axis": self.vacuum_axis,
+            "n_dropped": self.n_dropped,
             "timing_s": dict(self.timing_s),
             "settings": dict(self.settings),
             "planes": [
@@ -174,7 +184,7 @@ def _analyse(
         raise TopologyError(f"methods must be 'wcc' and/or 'parity', got {list(methods)}")
     timing: dict[str, float] = {}
     start = time.perf_counter()
-    problem = BandProblem.from_hamiltonian(H, occupied, s.hermitian_tol)
+    problem = BandProblem.from_hamiltonian(H, occupied, s.hermitian_tol, s.s_min)
     dim, vacuum = resolve_dimension(H, dim)
     periodic = [a for a in range(3) if a != vacuum]
     recip = np.asarray(H.structure.lattice.reciprocal_lattice.abc, dtype=float)
@@ -250,6 +260,7 @@ def _analyse(
         wcc_z2=wcc_z2,
         error=error,
         vacuum_axis=vacuum,
+        n_dropped=problem.max_dropped,
         planes=tuple(planes),
         parity=parity,
     )

@@ -5,10 +5,11 @@ of H(R) and S(R), positive-definite S(k), a sensible occupied count), then diago
 of k-points with one batched LAPACK call per chunk, never a Python loop per k-point.
 
 Non-orthogonal bases: H c = E S c is solved as H' c' = E c' with H' = X H X, X = S^{-1/2}
-(Löwdin). Löwdin orbitals stay centred on their atoms, so the atom positions τ keep their
-meaning in the Wilson-loop gauge (as Z2Pack does with `basis_overlap` and `pos`). S is
-spinless: X is computed on the n_orb×n_orb S(k) and applied as X ⊗ σ0, an eighth of the cost
-of working on the spinor overlap.
+(Löwdin; hamdb.physics.orthogonal, which can also filter near-dependent directions of S(k)
+with s_min > 0 and park them far above every band). Löwdin orbitals stay centred on their
+atoms, so the atom positions τ keep their meaning in the Wilson-loop gauge (as Z2Pack does
+with `basis_overlap` and `pos`). S is spinless: X is computed on the n_orb×n_orb S(k) and
+applied as X ⊗ σ0, an eighth of the cost of working on the spinor overlap.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 from hamdb.errors import HamiltonianError, TopologyError
 from hamdb.physics.bloch import bloch_matrices, dense_hr, state_positions, translations
 from hamdb.physics.checks import check_hamiltonian
+from hamdb.physics.orthogonal import SingularOverlapError, orthonormal_hamiltonian
 
 if TYPE_CHECKING:
     from hamdb.physics.hamiltonian import Hamiltonian
@@ -51,12 +53,22 @@ class BandProblem:
     n_occupied: int
     label: str = "Hamiltonian"
     ham: Hamiltonian | None = None  # set instead of hr/sr when the dense stacks are too big
+    s_min: float = 0.0  # relative overlap filter (hamdb.physics.orthogonal); 0 = exact Löwdin
+    max_dropped: int = 0  # most states the filter dropped at one k so far
 
     @classmethod
     def from_hamiltonian(
-        cls, ham: Hamiltonian, occupied: int | None = None, hermitian_tol: float = 1e-4
+        cls,
+        ham: Hamiltonian,
+        occupied: int | None = None,
+        hermitian_tol: float = 1e-4,
+        s_min: float = 0.0,
     ) -> BandProblem:
-        """Dense stacks of `ham`, checked; `occupied` overrides ham.n_electrons (one per state)."""
+        """Dense stacks of `ham`, checked; `occupied` overrides ham.n_electrons (one per state).
+
+        s_min > 0 filters near-dependent overlap directions (hamdb.physics.orthogonal): their
+        states sit far above every band, so the occupied ones are unaffected.
+        """
         label = repr(ham)
         try:
             check_hamiltonian(ham, herm_tol=hermitian_tol)
@@ -76,6 +88,7 @@ class BandProblem:
             n_occupied=n_occ,
             label=label,
             ham=None if dense else ham,
+            s_min=float(s_min),
         )
 
     @cached_property
@@ -98,23 +111,24 @@ class BandProblem:
             hk = (phases @ self.hr).reshape(len(k), n, n)
             if self.sr is not None:
                 sk = (phases.real @ self.sr + 1j * (phases.imag @ self.sr)).reshape(len(k), m, m)
-        if sk is not None:
-            w, v = np.linalg.eigh(sk)
-            if np.any(w[:, 0] <= 1e-8 * np.maximum(w[:, -1], 1e-300)):
-                bad = int(np.argmin(w[:, 0]))
-                raise TopologyError(
-                    f"{self.label}: the overlap S(k) is singular or not positive definite at "
-                    f"k = {np.round(k[bad], 4).tolist()} (smallest eigenvalue {w[bad, 0]:.3g})"
-                )
-            x = (v * w[:, None, :] ** -0.5) @ v.conj().transpose(0, 2, 1)
-            if self.n_spin == 2:
-                # (X ⊗ σ0) H (X ⊗ σ0) on the four spin blocks: half the work of 2n×2n products
-                blocks = hk.reshape(len(k), m, 2, m, 2).transpose(0, 2, 4, 1, 3)
-                blocks = x[:, None, None] @ blocks @ x[:, None, None]
-                hk = blocks.transpose(0, 3, 1, 4, 2).reshape(len(k), n, n)
-            else:
-                hk = x @ hk @ x
-        return 0.5 * (hk + hk.conj().transpose(0, 2, 1))
+        if sk is None:
+            return 0.5 * (hk + hk.conj().transpose(0, 2, 1))
+        try:
+            hk, dropped = orthonormal_hamiltonian(hk, sk, self.n_spin, self.s_min)
+        except SingularOverlapError as exc:
+            raise TopologyError(
+                f"{self.label}: the overlap S(k) is singular or not positive definite at "
+                f"k = {np.round(k[exc.index], 4).tolist()} (smallest eigenvalue "
+                f"{exc.smallest:.3g}); --s-min drops near-dependent directions"
+            ) from None
+        self.max_dropped = max(self.max_dropped, int(dropped.max(initial=0)))
+        if self.n_states - self.max_dropped <= self.n_occupied:
+            raise TopologyError(
+                f"{self.label}: s_min = {self.s_min:g} drops {self.max_dropped} of "
+                f"{self.n_states} states at some k, leaving no empty band above the "
+                f"{self.n_occupied} occupied ones"
+            )
+        return hk
 
     @cached_property
     def time_reversal_symmetric(self) -> bool:

@@ -87,6 +87,38 @@ def test_parity_only_and_settings_hash() -> None:
     )
 
 
+def test_overlap_filter_is_part_of_the_settings_hash_only_when_used() -> None:
+    """s_min = 0 (exact) keeps the hash of results stored before the option existed."""
+    exact, filtered = TopologySettings(), TopologySettings(s_min=1e-3)
+    assert "s_min" not in exact.as_dict() and filtered.as_dict()["s_min"] == 1e-3
+    assert exact.sha256() != filtered.sha256()
+    stored = {k: v for k, v in filtered.as_dict().items() if k != "engine_version"}
+    assert TopologySettings.from_dict(stored).sha256() == filtered.sha256()
+
+
+def _near_singular_overlap_kane_mele(s: float) -> Hamiltonian:
+    """Kane–Mele with nearest-neighbour overlap s: S(Γ) has eigenvalue 1 − 3s (tiny near ⅓)."""
+    ham = kane_mele()
+    s_blocks = {key: np.eye(1) if key[0] == key[1] and key[2] == (0, 0, 0) else np.zeros((1, 1))
+                for key, _ in ham.blocks()}  # fmt: skip
+    for key, block in ham.blocks():
+        if key[0] != key[1] and abs(block[0, 0].real) > 0.5:
+            s_blocks[key] = s * np.ones((1, 1))
+    return Hamiltonian.from_blocks(
+        ham.structure, ham.basis, "soc", dict(ham.blocks()), s_blocks, n_electrons=2.0
+    )
+
+
+def test_overlap_filter_that_leaves_no_empty_band_is_refused() -> None:
+    """Dropping the near-dependent direction at Γ (both spins) leaves 2 of 4 states for 2
+    occupied bands: no gap to speak of, so a one-line error rather than a made-up answer."""
+    ham = _near_singular_overlap_kane_mele(0.3333)
+    report = analyse(ham, methods=("wcc",))  # exact: λ_min(S) = 1e-4 is still invertible
+    assert report.n_dropped == 0
+    with pytest.raises(TopologyError, match=r"drops 2 of 4 states.*no empty band"):
+        analyse(ham, settings={"s_min": 1e-3})
+
+
 # -- bad input -----------------------------------------------------------------------------------
 def test_too_few_occupied_and_odd_count() -> None:
     with pytest.raises(TopologyError, match="occupied"):

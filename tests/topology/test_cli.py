@@ -28,6 +28,11 @@ def test_topology_text_dim_override_and_options(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["topology", str(path), "--dim", "2", "--pos-tol", "0.005"])
     assert result.exit_code == 0, result.output
     assert "ν = 1" in result.output and "2D" in result.output
+    # --s-min reaches the settings (no overlap here: nothing to filter)
+    result = CliRunner().invoke(cli, ["topology", str(path), "--s-min", "1e-3", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert payload["settings"]["s_min"] == 1e-3 and payload["n_dropped"] == 0
 
 
 def test_topology_bad_input_is_one_line(tmp_path: Path) -> None:

@@ -37,6 +37,16 @@ def test_bi111_bilayer_is_qsh_and_parity_agrees(bi) -> None:  # type: ignore[no-
     assert report.gap_ev == pytest.approx(0.17, abs=0.02)
 
 
+def test_overlap_filter_leaves_a_well_conditioned_basis_alone(bi) -> None:  # type: ignore[no-untyped-def]
+    """SIESTA SZP is far from linearly dependent (λ_min/λ_max of S(k) ≈ 0.05): s_min = 1e-2
+    drops nothing and gives the exact answer."""
+    exact = analyse(bi, occupied=30, methods=("wcc",))
+    filtered = analyse(bi, occupied=30, methods=("wcc",), settings={"s_min": 1e-2})
+    assert filtered.n_dropped == 0 and filtered.z2 == exact.z2 == [1]
+    assert filtered.gap_ev == exact.gap_ev
+    assert filtered.settings["s_min"] == 1e-2
+
+
 def test_sparse_bloch_path_gives_the_same_flow(bi, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     """Large cells skip the dense H(R) stack (physics.bloch's scatter path): same WCCs."""
     from hamdb.topology import kspace
