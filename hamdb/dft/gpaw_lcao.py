@@ -8,10 +8,8 @@ One run, for a pymatgen Structure:
    potential, GPAW's own LCAO matrices at every k, assembled from GPAW's pieces exactly as
    `DirectLCAO.calculate_hamiltonian_matrix` does (`_KMatrices`): H(k), S(k) and the projector
    overlaps P_Mi(k). No further GPAW run is needed.
-3. **SOC projection**: GPAW's PAW spin-orbit term (`gpaw.spinorbit.soc`: ⟨φ_i|(1/r) dV/dr L|φ_j⟩
-   α²/4 per atom, on the converged density) projected into the LCAO basis,
-   V_so(k)_{μs,νs'} = Σ_a Σ_ij P_μi (σ·L)^{ss'}_ij P*_νj, the same form GPAW uses for its PAW
-   corrections dH, dS. H_soc(k) = H(k)⊗σ0 + V_so(k), spinor index 2·orbital + s.
+3. **SOC projection** (`hamdb.dft.gpaw_soc`): GPAW's PAW spin-orbit term projected into the
+   LCAO basis with the same projector overlaps, H_soc(k) = H(k)⊗σ0 + V_so(k).
 4. **Inverse Bloch transform** over the mesh to the R images each atom pair needs.
 
 Conventions, found by test and checked by every `check_eigenvalues` (the two traps the issue
@@ -25,6 +23,9 @@ Which R a pair (i, j) needs: H_ij(R) is non-zero only if the orbital spheres ove
 corrections are three-centre); rc are GPAW's own spline cut-offs. The mesh must map these R to
 distinct residues mod N (else the transform aliases): a smaller mesh raises DFTError naming the
 mesh needed.
+
+The exact S(R) alone (no SCF, e.g. for a predicted H) is `compute_overlap`, evaluated by
+`hamdb.dft.gpaw_overlap` from GPAW's two-centre tables.
 """
 
 from __future__ import annotations
@@ -38,13 +39,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hamdb.dft.gpaw_basis import BOHR_ANGSTROM, cell_orbital_map, gpaw_basis
+from hamdb.dft.gpaw_soc import HARTREE_EV, project_soc, soc_operators, spinor_matrix
 from hamdb.errors import DFTError
 from hamdb.physics.hamiltonian import Hamiltonian
 
 if TYPE_CHECKING:
     from pymatgen.core import Structure
 
-HARTREE_EV = 27.211386024367243
 MIN_DISTANCE_ANGSTROM = 0.5  # closer atoms are a broken structure, not a material
 K_CHUNK = 128  # k-points (plus their −k partners) per batch of the full-zone pass (memory)
 
@@ -259,24 +260,6 @@ def run_scf(calc: Any, settings: LcaoSettings) -> None:
     calc.parameters["h"] = None
 
 
-def soc_operators(calc: Any) -> dict[int, np.ndarray]:
-    """{atom: (2ni, 2ni)} PAW spin-orbit matrices ⟨p_i s|ξ σ·L|p_j s'⟩ in eV at row 2i + s
-    (GPAW's `soc`: ⟨φ_i|(1/r) dV/dr L|φ_j⟩ α²/4 on the converged density)."""
-    from gpaw.spinorbit import soc
-
-    out = {}
-    for a, D_sp in calc.density.D_asp.items():
-        dVL = soc(calc.wfs.setups[a], calc.hamiltonian.xc, D_sp)
-        ni = dVL.shape[1]
-        H = np.empty((2 * ni, 2 * ni), complex)  # interleaved: row 2i + s
-        H[0::2, 0::2] = dVL[2]
-        H[0::2, 1::2] = dVL[0] - 1j * dVL[1]
-        H[1::2, 0::2] = dVL[0] + 1j * dVL[1]
-        H[1::2, 1::2] = -dVL[2]
-        out[a] = H * HARTREE_EV
-    return out
-
-
 class _KMatrices:
     """GPAW's LCAO matrices at arbitrary k on the converged SCF potential, without a new run.
 
@@ -330,22 +313,13 @@ class _KMatrices:
             return kpts, None, S
         phase = np.exp(2j * np.pi * kpts @ self.sdisp_xc[1:].T)
         X = 0.5 * self.vt_xMM[0] + np.einsum("kx,xMN->kMN", phase, self.vt_xMM[1:], optimize=True)
-        # (σ·L) has ↓↓ = −↑↑ and ↓↑ = (↑↓)†: two products per atom give all four spin blocks
-        up_up = np.zeros((len(kpts), nao, nao), complex)
-        up_down = np.zeros((len(kpts), nao, nao), complex)
         for a, P in P_a.items():
-            Pd = P.conj().transpose(0, 2, 1)
-            X += 0.5 * P @ self.dH_aii[a] @ Pd
-            t0 = time.perf_counter()
-            up_up += P @ self.soc_aH[a][0::2, 0::2] @ Pd
-            up_down += P @ self.soc_aH[a][0::2, 1::2] @ Pd
-            self.soc_s += time.perf_counter() - t0
+            X += 0.5 * P @ self.dH_aii[a] @ P.conj().transpose(0, 2, 1)
+        t0 = time.perf_counter()
+        up_up, up_down = project_soc(P_a, self.soc_aH)
+        self.soc_s += time.perf_counter() - t0
         H = (X + X.conj().transpose(0, 2, 1) + T) * HARTREE_EV
-        M = np.empty((len(kpts), 2 * nao, 2 * nao), complex)
-        M[:, 0::2, 0::2] = H + up_up
-        M[:, 1::2, 1::2] = H - up_up
-        M[:, 0::2, 1::2] = up_down
-        M[:, 1::2, 0::2] = up_down.conj().transpose(0, 2, 1)
+        M = spinor_matrix(H, up_up, up_down)
         return kpts, M, S
 
 
@@ -511,87 +485,29 @@ def compute(structure: Structure, settings: LcaoSettings | None = None) -> LcaoR
     return LcaoResult(ham_none, ham_soc, scf_mesh, mesh, timings, calc)  # type: ignore[arg-type]
 
 
-def _real_space_overlap(calc: Any, spos: np.ndarray) -> dict[tuple[int, int, tuple], np.ndarray]:
-    """{(i, j, R): S block in GPAW's orbital order} directly in real space, for atoms at `spos`.
-
-    Each displacement's two-centre integral is evaluated without Bloch phases by GPAW's own
-    expansions (what `TCICalculator` sums with phases), so S(R) = O(R) (orbital-orbital) plus
-    the PAW term Σ_a Σ P_a(off1)ᵀ dO_a P_a(off2) at R = off2 − off1 (orbital-projector
-    integrals of orbitals in cells off1, off2 with the projectors of atom a). No k-mesh at all.
-    """
-    from gpaw.lcao.overlap import AtomicDisplacement
-
-    wfs = calc.wfs
-    expansions = wfs.tciexpansions
-    tci = expansions.get_tci_calculator(wfs.gd.cell_cv, spos, wfs.gd.pbc_c, np.zeros((1, 3)), float)
-    nat = len(spos)
-
-    def integrals(oe_set: Any, a1: int, a2: int, maxdist: float) -> Any:
-        oe = oe_set.get(a1, a2)
-        for R_c, offset in tci.a1a2.get(a1, a2) or []:
-            if np.linalg.norm(R_c) < maxdist:
-                disp = AtomicDisplacement(None, a1, a2, R_c, offset, None)
-                yield np.asarray(offset, dtype=int), disp.evaluate_direct_without_phases(oe)
-
-    out: dict[tuple[int, int, tuple], np.ndarray] = {}
-
-    def add(key: tuple[int, int, tuple], block: np.ndarray) -> None:
-        out[key] = out[key] + block if key in out else block.copy()
-
-    phit, pt = tci.phit_rcmax_a, tci.pt_rcmax_a
-    for a1 in range(nat):
-        for a2 in range(nat):
-            for off, X in integrals(expansions.O_expansions, a1, a2, phit[a1] + phit[a2]):
-                add((a1, a2, tuple(int(x) for x in off)), X)
-    for a in range(nat):
-        touching = [
-            (b, off, X.T)
-            for b in range(nat)
-            for off, X in integrals(expansions.P_expansions, a, b, pt[a] + phit[b])
-        ]
-        dO = wfs.setups[a].dO_ii
-        for b1, off1, Y1 in touching:
-            Y1dO = Y1 @ dO
-            for b2, off2, Y2 in touching:
-                add((b1, b2, tuple(int(x) for x in off2 - off1)), Y1dO @ Y2.T)
-    return out
-
-
 def compute_overlap(structure: Structure, settings: LcaoSettings | None = None) -> Hamiltonian:
     """The exact PAW overlap S(R) of GPAW's basis for `structure`, without an SCF.
 
     Returned as a spinless Hamiltonian whose H blocks are zero (only `s` is meaningful), on the
-    edges a DFT run would have: e.g. to attach the true S to a predicted H. Computed in real
-    space (`_real_space_overlap`): GPAW's setup plus one integral per displacement.
+    edges a DFT run would have: e.g. to attach the true S to a predicted H. Computed from
+    GPAW's two-centre tables, cached per element set (`hamdb.dft.gpaw_overlap`).
     """
+    from hamdb.dft.gpaw_overlap import exact_overlap
+
     settings = settings or LcaoSettings()
     validate_structure(structure, settings)
-    atoms = _atoms(structure)
-    calc = _gpaw_calculator(settings, (2, 2, 2))
-    calc.initialize(atoms)
-    spos = structure.frac_coords % 1.0
-    basis, slices, pairs, _mesh = _layout(structure, calc, settings, spos)
-    blocks = _real_space_overlap(calc, spos)
-    acc_s = {}
-    for (i, j), R in pairs.items():
-        shape = (slices[i].stop - slices[i].start, slices[j].stop - slices[j].start)
-        acc_s[(i, j)] = np.array(
-            [blocks.pop((i, j, tuple(int(x) for x in r)), np.zeros(shape)) for r in R]
-        )
-    if blocks:
-        raise DFTError(f"overlap block {next(iter(blocks))} lies outside the basis cut-off")
-    shifts = _wrap_shifts(structure, spos)
-    _, _, s_blocks = _blocks(structure, basis, slices, pairs, {}, acc_s, shifts)
-    zeros = {k: np.zeros_like(b) for k, b in s_blocks.items()}
-    origin = {"code": "gpaw", "overlap_only": True, "settings": settings.as_dict()}
-    return Hamiltonian.from_blocks(
+    overlap = exact_overlap(structure, settings.basis, settings.xc, settings.grid_spacing)
+    return Hamiltonian(
         structure,
-        basis,
+        overlap.basis,
         "none",
-        zeros,
-        s_blocks,
-        n_electrons=basis.n_valence([s.specie.symbol for s in structure]),
-        origin=origin,
+        overlap.edges,
+        overlap.s_offsets,
+        np.zeros_like(overlap.s),
+        overlap.s,
+        overlap.s_offsets,
+        n_electrons=overlap.basis.n_valence([s.specie.symbol for s in structure]),
+        origin={"code": "gpaw", "overlap_only": True, "settings": settings.as_dict()},
     )
 
 

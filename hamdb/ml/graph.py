@@ -37,16 +37,18 @@ def periodic_neighbours(
     lattice = np.asarray(lattice, dtype=float)
     cart = np.asarray(frac_coords, dtype=float) @ lattice
     rmax = float(np.max(cutoffs)) if cutoffs.size else 0.0
-    # Images needed along a_k: the cut-off over the distance between lattice planes (+1 for
-    # atoms anywhere in the cell).
+    # Images needed along a_k: the cut-off over the distance between lattice planes, plus the
+    # spread of the atoms' own coordinates (1 for atoms in the cell; more for unwrapped ones).
     volume = abs(np.linalg.det(lattice))
+    frac = np.asarray(frac_coords, dtype=float).reshape(-1, 3)
+    spread = np.ptp(frac, axis=0) if len(frac) else np.zeros(3)
     spans = [
         int(
             np.ceil(
                 rmax * np.linalg.norm(np.cross(lattice[(k + 1) % 3], lattice[(k + 2) % 3])) / volume
             )
         )
-        + 1
+        + max(1, int(np.ceil(spread[k] - 1e-12)))
         for k in range(3)
     ]
     images = np.array(
