@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from hamdb.cli.options import json_option, pass_project
+from hamdb.cli.options import json_option, pass_project, split_elements
 
 
 @click.command("candidates")
@@ -14,7 +14,12 @@ from hamdb.cli.options import json_option, pass_project
 @click.option(
     "--z2", type=click.Choice(["strong", "weak", "2d"]), default=None, help="Z2 class to keep."
 )
-@click.option("--elements", default="", help="Comma-separated elements all present, e.g. Bi,Se.")
+@click.option(
+    "--elements",
+    multiple=True,
+    callback=split_elements,
+    help="Candidates containing all of these elements: --elements Bi,Se (or repeat the option).",
+)
 @click.option("--unverified", is_flag=True, help="Only candidates without a DFT check yet.")
 @click.option("--all", "show_all", is_flag=True, help="Every screened prediction, trivial too.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="At most this many rows.")
@@ -38,6 +43,7 @@ def command(
     Examples:
       hamdb candidates --min-gap 0.05 --z2 strong
       hamdb candidates --elements Bi,Se --format csv -o bise.csv
+      hamdb candidates --elements Bi --elements Te --z2 strong
       hamdb candidates --format optimade -o candidates.jsonl
       hamdb sql "SELECT formula, gap_ev FROM candidates WHERE is_candidate = 1"
     """
@@ -47,7 +53,7 @@ def command(
     query = candidates_query(
         min_gap_ev=min_gap,
         z2=z2,
-        elements=[e for e in elements.split(",") if e.strip()],
+        elements=elements,
         only_candidates=not show_all,
         unverified=unverified,
         limit=limit,

@@ -30,10 +30,16 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    event,
+    exists,
+    insert,
+    select,
     text,
+    update,
 )
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column, relationship
 from sqlalchemy.sql.elements import ColumnElement
 
 NAMING_CONVENTION: dict[str, str] = {
@@ -51,10 +57,24 @@ HAMILTONIAN_KINDS = ("dft", "predicted")
 SPIN_KINDS = ("none", "soc")
 JOB_STATUSES = ("pending", "claimed", "done", "failed")
 TOPOLOGY_METHODS = ("wcc", "parity")
-#: The candidates view's `is_candidate` (a gap and a non-trivial, converged Z2), indexed.
+#: The candidates view's `is_candidate` (a gap and a non-trivial, converged Z2).
 _CANDIDATE = (
     "converged AND NOT is_metal AND gap_ev > 0 AND (nu0 = 1 OR nu1 = 1 OR nu2 = 1 OR nu3 = 1)"
 )
+#: SQL condition on topology_results' own columns: the rows the candidates view shows with
+#: `is_candidate` true. Also, verbatim, the predicate of their partial index (migration 0004),
+#: so a query on topology_results written with it can read that index.
+VIEW_CANDIDATE = f"current_screen AND {_CANDIDATE}"
+#: What that index carries besides its key gap_ev (PostgreSQL INCLUDE), so that screening
+#: aggregates are index-only scans: what they filter and group candidates by, what z2_class
+#: is computed from, `id` (`hamdb candidates` finds its rows by it) and `hamiltonian_id`
+#: (PostgreSQL still counts a LEFT JOIN's column as needed after dropping the unused join).
+_CANDIDATE_INCLUDE = (
+    "id", "hamiltonian_id", "dimension", "nu0", "nu1", "nu2", "nu3", "converged", "is_metal",
+    "spacegroup_number", "n_sites", "elements_key",
+)  # fmt: skip
+#: Structure columns copied onto each topology result (migration 0004).
+STRUCTURE_COPIES = ("reduced_formula", "spacegroup_number", "n_sites", "elements_key")
 
 
 def utcnow() -> datetime:
@@ -108,7 +128,9 @@ class StructureRow(Base):
     """One distinct crystal structure (DESIGN.md §4: "the same structure" is stored once).
 
     `elements` is the sorted list of element symbols; `elements_key` the same joined as
-    "-Bi-Se-" so that "contains Bi" is the portable filter `elements_key LIKE '%-Bi-%'`.
+    "-Bi-Se-" (what the candidates view shows), and `structure_elements` one row per element,
+    the index behind "contains Bi" (`has_element`), filled when the structure is inserted.
+    The columns never change after the insert: topology results keep copies of some of them.
     `material_id` groups structures that are the same material (strained or relaxed variants);
     by convention it is the id of the group's first structure, so it may be NULL only inside
     the transaction that inserts that first structure.
@@ -137,8 +159,14 @@ class StructureRow(Base):
 
     @classmethod
     def has_element(cls, symbol: str) -> ColumnElement[bool]:
-        """SQL condition "this structure contains `symbol`" (a bound LIKE on elements_key)."""
-        return cls.elements_key.like(f"%-{symbol}-%")
+        """SQL condition "this structure contains `symbol`": an index lookup on both databases.
+
+        `id IN (SELECT structure_id FROM structure_elements WHERE element = :symbol)`, where
+        a LIKE '%-Bi-%' on elements_key would read every structure.
+        """
+        return cls.id.in_(
+            select(StructureElementRow.structure_id).where(StructureElementRow.element == symbol)
+        )
 
     def __repr__(self) -> str:
         return (
@@ -166,6 +194,25 @@ class StructureSourceRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     structure: Mapped[StructureRow] = relationship(back_populates="sources")
+
+
+class StructureElementRow(Base):
+    """One element of one structure (migration 0004): "structures containing Bi" by index.
+
+    Written with the structure (`_index_elements` below, on every ORM insert of a
+    StructureRow) from its `elements`; the (element, structure_id) index answers
+    `StructureRow.has_element` without reading the structures.
+    """
+
+    __tablename__ = "structure_elements"
+    __table_args__ = (
+        Index("ix_structure_elements_element_structure_id", "element", "structure_id"),
+    )
+
+    structure_id: Mapped[int] = mapped_column(
+        ForeignKey("structures.id", ondelete="CASCADE"), primary_key=True
+    )
+    element: Mapped[str] = mapped_column(String(16), primary_key=True)
 
 
 class BasisSetRow(Base):
@@ -335,6 +382,16 @@ class TopologyResultRow(Base):
     `z2` is [ν] in 2D or [ν0, ν1, ν2, ν3] in 3D; `nu0..nu3` repeat it as indexed columns
     (`nu0` holds ν in 2D). Gaps in eV. `settings_hash` is the sha256 of the canonical settings
     JSON, so a result is computed once per settings. A failed computation keeps its `error`.
+
+    Denormalised for the candidates view (migration 0004), so that screening queries over
+    every candidate read one small index instead of joining four tables per row:
+    - `reduced_formula`, `spacegroup_number`, `n_sites`, `elements_key`: copies of the
+      Hamiltonian's structure (which never changes after its insert);
+    - `current_screen`: true on the newest 'wcc' row of a predicted SOC Hamiltonian, the one
+      row of it the view shows; false on every other row (parity, older settings, DFT).
+    Both are set on every ORM insert by `_fill_screening_columns` / `_retire_older_screens`
+    below (the screen, `hamdb verify` and tests all insert through the ORM); a row written
+    with raw SQL must set them itself.
     """
 
     __tablename__ = "topology_results"
@@ -348,12 +405,15 @@ class TopologyResultRow(Base):
             name="nu_binary",
         ),
         Index("ix_topology_results_nu0_gap", "nu0", "gap_ev"),
-        # Created by migration 0002 with the `candidates` view: the rare candidates by gap.
+        # Migration 0004: the candidates of the view by gap, covering (on PostgreSQL) what
+        # screening aggregates group and filter by, so they are index-only scans of ~3% of
+        # the rows.
         Index(
-            "ix_topology_results_candidate_gap",
+            "ix_topology_results_candidates",
             "gap_ev",
-            postgresql_where=text(_CANDIDATE),
-            sqlite_where=text(_CANDIDATE),
+            postgresql_include=list(_CANDIDATE_INCLUDE),
+            postgresql_where=text(VIEW_CANDIDATE),
+            sqlite_where=text(VIEW_CANDIDATE),
         ),
     )
 
@@ -375,8 +435,89 @@ class TopologyResultRow(Base):
     settings: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    reduced_formula: Mapped[str] = mapped_column(String(128))
+    spacegroup_number: Mapped[int] = mapped_column(Integer)
+    n_sites: Mapped[int] = mapped_column(Integer)
+    elements_key: Mapped[str] = mapped_column(String(512))
+    current_screen: Mapped[bool] = mapped_column(Boolean, default=False)
 
     hamiltonian: Mapped[HamiltonianRow] = relationship()
+
+
+@event.listens_for(StructureRow, "after_insert")
+def _index_elements(_mapper: Mapper[Any], connection: Connection, row: StructureRow) -> None:
+    """Write the structure's `structure_elements` rows in the same flush as the structure.
+
+    ORM inserts only; a bulk insert of structures writes them itself (as ingest does).
+    """
+    connection.execute(
+        insert(StructureElementRow.__table__),
+        [{"structure_id": row.id, "element": element} for element in sorted(set(row.elements))],
+    )
+
+
+@event.listens_for(TopologyResultRow, "before_insert")
+def _fill_screening_columns(
+    _mapper: Mapper[Any], connection: Connection, row: TopologyResultRow
+) -> None:
+    """Set a new result's structure copies and `current_screen` inside its INSERT.
+
+    Both are subqueries of the INSERT itself, not values read beforehand: on SQLite a read
+    before the first write would make the transaction a reader that must later upgrade its
+    lock (and fail at once if another worker wrote meanwhile). On PostgreSQL a 'wcc' result
+    first locks its Hamiltonian row (FOR NO KEY UPDATE, which FK checks do not wait for), so
+    two screens of one Hamiltonian commit one after the other and the second retires the
+    first's row in `_retire_older_screens`; SQLite has a single writer anyway.
+    """
+    hamiltonian = HamiltonianRow.__table__.c
+    structure = StructureRow.__table__.c
+    for name in STRUCTURE_COPIES:
+        copy = (
+            select(structure[name])
+            .join_from(HamiltonianRow.__table__, StructureRow.__table__,
+                       hamiltonian.structure_id == structure.id)
+            .where(hamiltonian.id == row.hamiltonian_id)
+            .scalar_subquery()
+        )  # fmt: skip
+        setattr(row, name, copy)
+    if row.method != "wcc":
+        row.current_screen = False
+        return
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            select(hamiltonian.id)
+            .where(hamiltonian.id == row.hamiltonian_id)
+            .with_for_update(key_share=True)
+        )
+    row.current_screen = exists().where(  # type: ignore[assignment]
+        hamiltonian.id == row.hamiltonian_id,
+        hamiltonian.kind == "predicted",
+        hamiltonian.spin == "soc",
+    )
+
+
+@event.listens_for(TopologyResultRow, "after_insert")
+def _retire_older_screens(
+    _mapper: Mapper[Any], connection: Connection, row: TopologyResultRow
+) -> None:
+    """A new 'wcc' result replaces its Hamiltonian's older one in the candidates view.
+
+    After the INSERT (not before): in one flush every row's before_insert runs before any
+    INSERT, so only here does a second 'wcc' row of the same Hamiltonian see the first.
+    """
+    if row.method != "wcc":
+        return
+    table = TopologyResultRow.__table__.c
+    connection.execute(
+        update(TopologyResultRow.__table__)
+        .where(
+            table.hamiltonian_id == row.hamiltonian_id,
+            table.method == "wcc",
+            table.current_screen,
+            table.id < row.id,
+        )
+        .values(current_screen=False)
+    )
 
 
 DFT_RUN_STATUSES = ("running", "done", "failed")
@@ -417,6 +558,7 @@ class DftRunRow(Base):
 TABLES: tuple[type[Base], ...] = (
     StructureRow,
     StructureSourceRow,
+    StructureElementRow,
     BasisSetRow,
     ModelRow,
     ModelVersionRow,

@@ -10,11 +10,13 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, inspect, make_url, select, table
+from sqlalchemy import Engine, Select, func, inspect, make_url, select, table
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import ColumnElement
 
 from hamdb.db.engine import make_engine
-from hamdb.db.models import StructureRow, StructureSourceRow
+from hamdb.db.models import StructureElementRow, StructureRow, StructureSourceRow
 from hamdb.errors import DatabaseError, InputError
 
 _ELEMENT = re.compile(r"^[A-Z][a-z]{0,2}$")
@@ -92,10 +94,8 @@ def normalise_formula(formula: str) -> str:
         raise InputError(f"--formula: {formula!r} is not a chemical formula ({exc})") from None
 
 
-def list_structures(
-    url: str, where: StructureFilter, *, limit: int | None = 50
-) -> tuple[list[StructureSummary], int]:
-    """Structures matching `where`, by id, at most `limit`; and how many match in all."""
+def _conditions(where: StructureFilter) -> list[ColumnElement[bool]]:
+    # Elements through structure_elements' (element, structure_id) index on both databases.
     conditions = [StructureRow.has_element(el) for el in where.elements]
     if where.formula is not None:
         conditions.append(StructureRow.reduced_formula == normalise_formula(where.formula))
@@ -103,14 +103,18 @@ def list_structures(
         conditions.append(StructureRow.spacegroup_number == where.spacegroup)
     if where.max_sites is not None:
         conditions.append(StructureRow.n_sites <= where.max_sites)
+    return conditions
 
+
+def structures_query(where: StructureFilter, *, limit: int | None = 50) -> Select[Any]:
+    """The SELECT of `hamdb structures list`: matching structures by id, at most `limit`."""
     first_source_id = (
         select(func.min(StructureSourceRow.id))
         .where(StructureSourceRow.structure_id == StructureRow.id)
         .correlate(StructureRow)
         .scalar_subquery()
     )
-    query = (
+    return (
         select(
             StructureRow.id,
             StructureRow.reduced_formula,
@@ -123,16 +127,41 @@ def list_structures(
             StructureRow.created_at,
         )
         .outerjoin(StructureSourceRow, StructureSourceRow.id == first_source_id)
-        .where(*conditions)
+        .where(*_conditions(where))
         .order_by(StructureRow.id)
         .limit(limit)
     )
-    count = select(func.count()).select_from(StructureRow).where(*conditions)
+
+
+def structures_count(where: StructureFilter) -> Select[Any]:
+    """How many structures match `where` (the total `hamdb structures list` reports).
+
+    Filtered by elements only, the count is taken from structure_elements alone (one index
+    range per element, joined on structure_id): its foreign key guarantees each structure
+    exists, and a semi-join back to a large structures table costs ~20x more for a common
+    element.
+    """
+    only_elements = where.formula is None and where.spacegroup is None and where.max_sites is None
+    if where.elements and only_elements:
+        first, *others = [aliased(StructureElementRow) for _ in where.elements]
+        ids = select(first.structure_id).where(first.element == where.elements[0])
+        for alias, element in zip(others, where.elements[1:], strict=True):
+            ids = ids.join(
+                alias, (alias.structure_id == first.structure_id) & (alias.element == element)
+            )
+        return select(func.count()).select_from(ids.subquery())
+    return select(func.count()).select_from(StructureRow).where(*_conditions(where))
+
+
+def list_structures(
+    url: str, where: StructureFilter, *, limit: int | None = 50
+) -> tuple[list[StructureSummary], int]:
+    """Structures matching `where`, by id, at most `limit`; and how many match in all."""
     engine = make_engine(url)
     try:
         with engine.connect() as connection:
-            rows = connection.execute(query).all()
-            total = connection.execute(count).scalar_one()
+            rows = connection.execute(structures_query(where, limit=limit)).all()
+            total = connection.execute(structures_count(where)).scalar_one()
     except OperationalError as exc:
         raise DatabaseError(f"{mask_url(url)}: cannot list structures: {exc.orig}") from None
     return [StructureSummary(*row) for row in rows], total

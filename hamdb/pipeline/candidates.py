@@ -1,7 +1,10 @@
-"""Reading the `candidates` view (alembic revision 0002) and exporting what it holds.
+"""Reading the `candidates` view (alembic revisions 0002, 0004) and exporting what it holds.
 
 The view has one row per screened predicted SOC Hamiltonian (its columns are documented in
-the README); `is_candidate = 1` marks a gap and a non-trivial, converged Z2. Queries here are
+the README); `is_candidate = 1` marks a gap and a non-trivial, converged Z2. The candidates
+are a partial index of topology_results that carries (INCLUDE, on PostgreSQL) the columns the
+filters below use, so a filtered query reads that index and joins the other tables only for
+the rows it returns. Queries here are
 built with SQLAlchemy expressions and bound parameters, never by formatting user input into
 SQL. Exports: CSV, JSON, Parquet (needs pyarrow) and OPTIMADE-style JSON lines (the structure
 resource's attributes plus `_hamdb_z2`, `_hamdb_gap_ev` and the other `_hamdb_` fields).
@@ -18,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import Column, column, func, select, table
+from sqlalchemy import Column, column, func, select, table, text
 from sqlalchemy.orm import Session
 
 from hamdb.errors import InputError
@@ -48,6 +51,30 @@ def _col(name: str) -> Column[Any]:
     return view.c[name]
 
 
+def _filters(
+    c: Any, min_gap_ev: float | None, z2: str | None, elements: Sequence[str]
+) -> list[Any]:
+    """The gap, Z2 and element filters on columns `c`: the view's or topology_results' own
+    (the names are the same)."""
+    conditions = []
+    if min_gap_ev is not None:
+        conditions.append(c.gap_ev >= min_gap_ev)
+    if z2 is not None:
+        # The same as z2_class = z2 for candidates, on plain columns the planner can use.
+        if z2 not in Z2_CLASSES:
+            raise InputError(f"--z2 {z2!r}: choose one of {', '.join(Z2_CLASSES)}")
+        if z2 == "2d":
+            conditions.append(c.dimension == 2)
+        else:
+            conditions += [c.dimension == 3, c.nu0 == (1 if z2 == "strong" else 0)]
+    for element in elements:
+        symbol = element.strip().capitalize()
+        if not symbol.isalpha() or len(symbol) > 3:
+            raise InputError(f"--elements: {element!r} is not an element symbol")
+        conditions.append(c.elements_key.like(f"%-{symbol}-%"))
+    return conditions
+
+
 def candidates_query(
     *,
     min_gap_ev: float | None = None,
@@ -64,25 +91,27 @@ def candidates_query(
     z2: 'strong' | 'weak' | '2d'; elements: every one must be present; unverified: no DFT
     topology result yet; order 'gap' (largest gap first) or 'promise' (gap beyond twice
     its uncertainty first, what `hamdb verify --top N` checks first).
+
+    Candidates filtered by gap, Z2 or elements are found first in topology_results alone,
+    `topology_result_id IN (SELECT id FROM topology_results WHERE <the view's candidate
+    condition> AND <filters>)`, an index-only scan of the candidates' covering index; the
+    view then joins its other tables for the matching rows only. Filtered through the view
+    directly, every candidate in the gap range would be read from the table first (the
+    filter columns of an index are only usable without a table read in an index-only scan).
     """
+    from hamdb.db.models import VIEW_CANDIDATE, TopologyResultRow
+
     query = select(view)
     if only_candidates or z2 is not None:
-        query = query.where(_col("is_candidate"))
-    if min_gap_ev is not None:
-        query = query.where(_col("gap_ev") >= min_gap_ev)
-    if z2 is not None:
-        # The same as z2_class = z2 for candidates, on plain columns the planner can use.
-        if z2 not in Z2_CLASSES:
-            raise InputError(f"--z2 {z2!r}: choose one of {', '.join(Z2_CLASSES)}")
-        if z2 == "2d":
-            query = query.where(_col("dimension") == 2)
+        results = TopologyResultRow.__table__.c
+        conditions = _filters(results, min_gap_ev, z2, elements)
+        if conditions:
+            matching = select(results.id).where(text(VIEW_CANDIDATE), *conditions)
+            query = query.where(_col("topology_result_id").in_(matching))
         else:
-            query = query.where(_col("dimension") == 3, _col("nu0") == (1 if z2 == "strong" else 0))
-    for element in elements:
-        symbol = element.strip().capitalize()
-        if not symbol.isalpha() or len(symbol) > 3:
-            raise InputError(f"--elements: {element!r} is not an element symbol")
-        query = query.where(_col("elements_key").like(f"%-{symbol}-%"))
+            query = query.where(_col("is_candidate"))
+    else:
+        query = query.where(*_filters(view.c, min_gap_ev, z2, elements))
     if unverified:
         query = query.where(_col("dft_topology_result_id").is_(None))
     if model_version_id is not None:

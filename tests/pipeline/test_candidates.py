@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from hamdb.errors import InputError
-from hamdb.pipeline.candidates import candidates_query, export, fetch
+from hamdb.pipeline.candidates import candidates_query, export, fetch, view
 
 
 def test_view_classifies_and_joins_dft(session: Session, screened: dict[str, int]):
@@ -45,6 +45,30 @@ def test_filters(session: Session, screened: dict[str, int]):
     assert ids(order="promise")[-1] == screened["weak"]
     with pytest.raises(InputError, match="element symbol"):
         candidates_query(elements=["Bi'; DROP TABLE structures; --"])
+
+
+@pytest.mark.parametrize(
+    ("kw", "where"),
+    [
+        ({"min_gap_ev": 0.05}, lambda c: [c.gap_ev >= 0.05]),
+        ({"z2": "strong"}, lambda c: [c.dimension == 3, c.nu0 == 1]),
+        ({"z2": "weak", "elements": ["Se"]}, lambda c: [c.dimension == 3, c.nu0 == 0,
+                                                         c.elements_key.like("%-Se-%")]),
+        ({"min_gap_ev": 0.1, "unverified": True},
+         lambda c: [c.gap_ev >= 0.1, c.dft_topology_result_id.is_(None)]),
+    ],
+)  # fmt: skip
+def test_filters_found_through_topology_results_are_the_views_rows(
+    session: Session, screened: dict[str, int], kw: dict[str, Any], where: Any
+):
+    """candidates_query finds filtered candidates in topology_results first: the same rows,
+    in the same order, as the filters applied to the view itself."""
+    from sqlalchemy import select
+
+    direct = select(view).where(view.c.is_candidate, *where(view.c))
+    direct = direct.order_by(view.c.gap_ev.desc(), view.c.structure_id)
+    assert fetch(session, direct)  # each case keeps some rows
+    assert fetch(session, candidates_query(**kw)) == fetch(session, direct)
 
 
 def test_exports(session: Session, screened: dict[str, int], tmp_path: Any):
@@ -85,6 +109,14 @@ def test_cli_candidates_and_export(project: Any, screened: dict[str, int], tmp_p
     assert out.exit_code == 0, out.output
     ids = [int(line.split(",")[0]) for line in out.output.splitlines()[1:]]
     assert ids == [screened["parity"], screened["strong"], screened["tiny"]]
+    comma = runner.invoke(cli, [*base, "candidates", "--elements", "Bi,Se", "--json"])
+    repeated = runner.invoke(
+        cli, [*base, "candidates", "--elements", "Bi", "--elements", " se", "--json"]
+    )
+    assert comma.exit_code == 0 and repeated.exit_code == 0, comma.output + repeated.output
+    assert len(json.loads(comma.output)) == 4 and comma.output == repeated.output
+    none = runner.invoke(cli, [*base, "candidates", "--elements", "Te", "--format", "csv"])
+    assert none.exit_code == 0 and len(none.output.splitlines()) == 1  # the header only
     target = tmp_path / "c.jsonl"
     out = runner.invoke(cli, [*base, "export", "candidates", "-o", str(target)])
     assert out.exit_code == 0, out.output

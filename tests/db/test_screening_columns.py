@@ -1,0 +1,174 @@
+"""What hamdb.db.models fills on insert for the candidates view (migration 0004): structure
+copies and `current_screen` on topology results, `structure_elements` rows; both databases."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from hamdb.db.engine import make_engine
+from hamdb.db.models import (
+    BasisSetRow,
+    HamiltonianRow,
+    ModelRow,
+    ModelVersionRow,
+    StructureElementRow,
+    StructureRow,
+    TopologyResultRow,
+)
+
+
+def _structure(formula: str, sg: int, elements: list[str]) -> StructureRow:
+    return StructureRow(
+        reduced_formula=formula,
+        spacegroup_number=sg,
+        n_sites=5,
+        elements=elements,
+        elements_key="-" + "-".join(elements) + "-",
+        structure_json={},
+    )
+
+
+def _hamiltonians(session: Session) -> dict[str, int]:
+    """A structure with a predicted and a DFT SOC Hamiltonian, one with a predicted non-SOC."""
+    basis = BasisSetRow(name="b", shells={}, valence={}, sha256="0" * 64)
+    version = ModelVersionRow(
+        model=ModelRow(name="m"), version=1, weights_uri="w", weights_sha256="", config={}
+    )
+    bise, si = _structure("Bi2Se3", 166, ["Bi", "Se"]), _structure("Si", 227, ["Si"])
+    session.add_all([basis, version, bise, si])
+    session.flush()
+
+    def ham(structure: StructureRow, kind: str, spin: str) -> int:
+        row = HamiltonianRow(
+            structure_id=structure.id, basis_set_id=basis.id, kind=kind, spin=spin,
+            method=f"{kind}-{spin}", model_version_id=version.id if kind == "predicted" else None,
+            uri="x.h5", sha256="", n_orbitals=4, n_edges=2, n_electrons=2.0,
+        )  # fmt: skip
+        session.add(row)
+        session.flush()
+        return row.id
+
+    ids = {
+        "predicted": ham(bise, "predicted", "soc"),
+        "dft": ham(bise, "dft", "soc"),
+        "no_soc": ham(si, "predicted", "none"),
+    }
+    session.commit()
+    return ids
+
+
+def _result(hamiltonian_id: int, settings: str, method: str = "wcc") -> TopologyResultRow:
+    return TopologyResultRow(
+        hamiltonian_id=hamiltonian_id, method=method, settings_hash=settings, dimension=3,
+        z2=[1, 0, 0, 0], nu0=1, nu1=0, nu2=0, nu3=0, gap_ev=0.3, converged=True,
+    )  # fmt: skip
+
+
+def _current(session: Session) -> list[tuple[int, str, str]]:
+    rows = session.execute(
+        select(TopologyResultRow.hamiltonian_id, TopologyResultRow.method,
+               TopologyResultRow.settings_hash)
+        .where(TopologyResultRow.current_screen)
+        .order_by(TopologyResultRow.id)
+    )  # fmt: skip
+    return [tuple(row) for row in rows]
+
+
+def test_a_result_carries_its_structure_and_the_newest_wcc_is_current(session: Session) -> None:
+    ids = _hamiltonians(session)
+    first = _result(ids["predicted"], "a")
+    session.add(first)
+    session.commit()
+    assert (first.reduced_formula, first.spacegroup_number, first.n_sites) == ("Bi2Se3", 166, 5)
+    assert first.elements_key == "-Bi-Se-" and first.current_screen
+    # a parity cross-check, a DFT result, a non-SOC prediction: never the view's row
+    session.add_all(
+        [
+            _result(ids["predicted"], "a", method="parity"),
+            _result(ids["dft"], "a"),
+            _result(ids["no_soc"], "a"),
+        ]
+    )
+    session.commit()
+    assert _current(session) == [(ids["predicted"], "wcc", "a")]
+    # screened again with other settings: the new row replaces the old one
+    session.add(_result(ids["predicted"], "b"))
+    session.commit()
+    assert _current(session) == [(ids["predicted"], "wcc", "b")]
+    assert session.scalar(select(func.count()).select_from(text("candidates"))) == 1
+
+
+def test_two_screens_in_one_flush_leave_the_later_current(session: Session) -> None:
+    ids = _hamiltonians(session)
+    session.add_all([_result(ids["predicted"], "a"), _result(ids["predicted"], "b")])
+    session.commit()
+    assert _current(session) == [(ids["predicted"], "wcc", "b")]
+
+
+def test_a_row_written_without_its_copies_is_refused(session: Session) -> None:
+    """The database, not only the ORM, insists on the copies (NOT NULL)."""
+    ids = _hamiltonians(session)
+    with pytest.raises(IntegrityError):
+        session.execute(
+            text(
+                "INSERT INTO topology_results (hamiltonian_id, method, settings_hash, dimension,"
+                " converged, is_metal, current_screen, created_at)"
+                " VALUES (:h, 'wcc', 'raw', 3, true, false, false, CURRENT_TIMESTAMP)"
+            ),
+            {"h": ids["predicted"]},
+        )
+    session.rollback()
+
+
+def test_structure_elements_follow_the_structure(session: Session) -> None:
+    structure = _structure("BiTeI", 156, ["Te", "Bi", "I", "Bi"])
+    session.add(structure)
+    session.commit()
+    elements = session.scalars(
+        select(StructureElementRow.element).where(StructureElementRow.structure_id == structure.id)
+    )
+    assert sorted(elements) == ["Bi", "I", "Te"]
+    has = session.scalars(select(StructureRow.id).where(StructureRow.has_element("Te"))).all()
+    assert has == [structure.id]
+    assert session.scalars(select(StructureRow.id).where(StructureRow.has_element("T"))).all() == []
+    session.delete(structure)
+    session.commit()
+    assert session.scalar(select(func.count()).select_from(StructureElementRow)) == 0
+
+
+def test_concurrent_screens_of_one_hamiltonian_leave_one_current(project: Any) -> None:
+    """PostgreSQL: a second worker's result for the same Hamiltonian waits for the first's
+    commit (row lock), then retires it; without the lock both rows would stay current."""
+    engine = make_engine(project.database_url)
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time")
+    with Session(engine) as setup:
+        hid = _hamiltonians(setup)["predicted"]
+    first, second = Session(engine), Session(engine)
+    first.add(_result(hid, "a"))
+    first.flush()  # inserted, locked, not committed
+    done = threading.Event()
+
+    def other_worker() -> None:
+        second.add(_result(hid, "b"))
+        second.commit()
+        done.set()
+
+    worker = threading.Thread(target=other_worker)
+    worker.start()
+    time.sleep(0.5)
+    assert not done.is_set()  # waiting for the first transaction
+    first.commit()
+    worker.join(timeout=10)
+    assert done.is_set()
+    first.close()
+    second.close()
+    with Session(engine) as check:
+        assert _current(check) == [(hid, "wcc", "b")]
