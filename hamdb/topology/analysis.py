@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from hamdb.physics.hamiltonian import Hamiltonian
 
 #: Bumped when a change of the algorithm changes answers: part of the settings hash.
-ENGINE_VERSION = 1
+#: 2: graded line grids (hamdb.topology.lines), k_start 8, overlap filter s_min.
+ENGINE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -58,11 +59,7 @@ class TopologySettings(WccSettings):
         return cls(**data)
 
     def as_dict(self) -> dict[str, Any]:
-        data = {**asdict(self), "engine_version": ENGINE_VERSION}
-        if data["s_min"] == 0.0:
-            # added after results were stored: the default keeps their hashes (and rows) valid
-            del data["s_min"]
-        return data
+        return {**asdict(self), "engine_version": ENGINE_VERSION}
 
     def sha256(self) -> str:
         text = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))

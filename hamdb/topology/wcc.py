@@ -9,13 +9,14 @@ x_n are the WCCs (Soluyanov & Vanderbilt, PRB 83, 235401 (2011); Yu et al., PRB 
 (2011)).
 
 Adaptive, as Z2Pack does it (Gresch et al., PRB 95, 075146 (2017)), with the same criteria:
-* line: k-points doubled until the WCCs move less than `pos_tol` (the half-resolution result
-  is the every-other-point subset of the current one, so the check costs no extra states);
+* line: k-points added until the WCCs of all points and of every other point differ by less
+  than `pos_tol` (the coarse loop is a subset, so the check costs no extra states); they are
+  added where the occupied states turn fastest (hamdb.topology.lines), not evenly;
 * surface: between neighbouring lines, the largest WCC gap of one line must stay farther than
   `gap_tol`·(its size) from every WCC of the other, and the WCCs may move at most
   `move_tol`·(the smaller largest gap); a failing pair gets a line in the middle, down to a
-  spacing of `min_neighbour_dist`. Hitting a limit leaves the plane not converged, and a
-  plane that is not converged has no Z2.
+  spacing of `min_neighbour_dist` (a new line starts from its finer neighbour's k-grid).
+  Hitting a limit leaves the plane not converged, and a plane that is not converged has no Z2.
 Z2 is the parity of the number of WCCs the largest-gap position jumps over from t = 0 to 1.
 """
 
@@ -25,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from hamdb.topology.lines import Line, LineRefiner, _circ, max_move
 
 if TYPE_CHECKING:
     from hamdb.topology.kspace import BandProblem
@@ -39,7 +42,7 @@ class WccSettings:
     move_tol: float = 0.3
     num_lines: int = 7
     min_neighbour_dist: float = 0.001
-    k_start: int = 12
+    k_start: int = 8
     k_max: int = 256
     max_lines: int = 200
     adaptive: bool = True
@@ -91,22 +94,6 @@ def largest_gap(wcc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return pos, gaps[rows, best]
 
 
-def _circ(d: np.ndarray) -> np.ndarray:
-    """Distance on the unit circle."""
-    d = np.abs(d) % 1.0
-    return np.minimum(d, 1.0 - d)
-
-
-def max_move(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Largest displacement between two sets of sorted WCCs, minimised over cyclic matchings.
-
-    a, b: (..., n) sorted; returns (...). n cyclic shifts are tried at once.
-    """
-    n = a.shape[-1]
-    shifts = np.stack([np.roll(b, s, axis=-1) for s in range(n)], axis=-2)  # (..., n, n)
-    return _circ(a[..., None, :] - shifts).max(axis=-1).min(axis=-1)
-
-
 def _orientation_sign(g1: np.ndarray, g2: np.ndarray, x: np.ndarray) -> np.ndarray:
     """±1: which of the two arcs between g1 and g2 holds x; 0 (g1 = g2 or x on an end) -> +1.
 
@@ -130,52 +117,7 @@ def z2_from_flow(wcc: np.ndarray) -> int:
     return int(np.prod(signs) < 0)
 
 
-# -- Wilson loops -------------------------------------------------------------------------------
-def time_reversed(c: np.ndarray) -> np.ndarray:
-    """Θ c = (1 ⊗ iσ_y) c* on interleaved spinor coefficients (..., N, n): states at −k."""
-    out = np.empty_like(c)
-    out[..., 0::2, :] = np.conj(c[..., 1::2, :])
-    out[..., 1::2, :] = -np.conj(c[..., 0::2, :])
-    return out
-
-
-def _line_kpoints(plane: tuple[int, float, int, int], t: np.ndarray, n_k: int) -> np.ndarray:
-    """(n_lines, n_k, 3) k-points u = j/n_k along the loop axis at pump coordinates t/2."""
-    fixed, value, pump, loop = plane
-    k = np.zeros((len(t), n_k, 3))
-    k[:, :, fixed] = value
-    k[:, :, pump] = (np.asarray(t) / 2)[:, None]
-    k[:, :, loop] = np.arange(n_k)[None, :] / n_k
-    return k
-
-
-def wilson_wcc(u: np.ndarray, closure: np.ndarray, step: int = 1) -> np.ndarray:
-    """Sorted WCCs (n_lines, n_occ) from periodic states u (n_lines, n_k, N, n_occ).
-
-    closure: (N,) e^{-2πi G·τ}, mapping u(first point) to u(first point + G). `step` takes
-    every step-th point (the coarser loop used for the line convergence check).
-    """
-    v = u[:, ::step]
-    n_lines, n_k, _, m = v.shape
-    overlaps = v[:, :-1].conj().transpose(0, 1, 3, 2) @ v[:, 1:]  # (n_lines, n_k-1, m, m)
-    last = v[:, -1].conj().transpose(0, 2, 1) @ (closure[None, :, None] * v[:, 0])
-    w = np.broadcast_to(np.eye(m, dtype=complex), (n_lines, m, m)).copy()
-    for j in range(n_k - 1):
-        w = w @ overlaps[:, j]
-    w = w @ last
-    phases = np.angle(np.linalg.eigvals(w)) / (2 * np.pi) % 1.0
-    return np.sort(phases, axis=1)
-
-
-@dataclass
-class _Line:
-    t: float
-    n_k: int
-    u: np.ndarray | None = None  # (n_k, N, n_occ) while refining
-    wcc: np.ndarray | None = None
-    converged: bool = False
-
-
+# -- planes --------------------------------------------------------------------------------------
 class _PlaneRun:
     """State of one adaptive plane computation (lines kept sorted by t)."""
 
@@ -184,86 +126,13 @@ class _PlaneRun:
         problem: BandProblem,
         plane: tuple[int, float, int, int],
         s: WccSettings,
-        shared: dict[tuple, _Line] | None = None,
+        shared: dict[tuple, Line] | None = None,
     ):
         self.problem = problem
         self.shared = {} if shared is None else shared
         self.plane = plane
         self.s = s
-        g = np.zeros(3)
-        g[plane[3]] = 1.0
-        self.closure = np.exp(-2j * np.pi * (problem.tau @ g))
-        self.n_kpoints = 0
-        self.messages: list[str] = []
-        # min band, max occupied, min empty, min direct gap (eV) over the computed k-points
-        self.e_bounds = [np.inf, -np.inf, np.inf, np.inf]
-
-    def _states(self, t: np.ndarray, n_k: int, odd_only: bool) -> np.ndarray:
-        """Occupied periodic states (n_lines, n_k or n_k/2, N, n_occ) on lines at t.
-
-        On the time-reversal-invariant lines (t = 0, 1) only one of each pair u, −u is
-        diagonalised; the other is Θ of it (when H is time-reversal symmetric).
-        """
-        k = _line_kpoints(self.plane, t, n_k)
-        j = np.arange(n_k)
-        if odd_only:
-            k, j = k[:, 1::2], j[1::2]
-        n_lines, m = k.shape[:2]
-        partner = (n_k - j) % n_k
-        compute = np.ones((n_lines, m), dtype=bool)
-        tri = np.isin(t, (0.0, 1.0)) & self.problem.time_reversal_symmetric
-        compute[tri] = j <= partner
-        energies, c = self.problem.occupied_states(k[compute], gauge="lattice")
-        self.n_kpoints += len(energies)
-        n_occ = self.problem.n_occupied
-        self.e_bounds[0] = min(self.e_bounds[0], float(energies[:, 0].min()))
-        self.e_bounds[1] = max(self.e_bounds[1], float(energies[:, n_occ - 1].max()))
-        self.e_bounds[2] = min(self.e_bounds[2], float(energies[:, n_occ].min()))
-        direct = energies[:, n_occ] - energies[:, n_occ - 1]
-        self.e_bounds[3] = min(self.e_bounds[3], float(direct.min()))
-        u = np.empty((n_lines, m, *c.shape[1:]), dtype=complex)
-        u[compute] = c
-        if tri.any():
-            missing = j > partner
-            source = np.searchsorted(j, partner[missing])
-            for line in np.flatnonzero(tri):
-                u[line, missing] = time_reversed(u[line, source])
-        u *= np.exp(-2j * np.pi * (k @ self.problem.tau.T))[..., None]
-        return u
-
-    def converge_lines(self, lines: list[_Line]) -> None:
-        """Double the k-points of each line until its WCCs move less than pos_tol."""
-        todo = [ln for ln in lines if not ln.converged]
-        # Lines that share n_k are computed in one batch.
-        while todo:
-            n_k = min(ln.n_k for ln in todo)
-            batch = [ln for ln in todo if ln.n_k == n_k]
-            fresh = [ln for ln in batch if ln.u is None]
-            if fresh:
-                u = self._states(np.array([ln.t for ln in fresh]), n_k, odd_only=False)
-                for ln, ui in zip(fresh, u, strict=True):
-                    ln.u = ui
-            u_all = np.stack([ln.u for ln in batch])  # type: ignore[misc]
-            fine = wilson_wcc(u_all, self.closure)
-            coarse = wilson_wcc(u_all, self.closure, step=2)
-            moved = max_move(fine, coarse)
-            for ln, wcc, mv in zip(batch, fine, moved, strict=True):
-                ln.wcc = wcc
-                if mv < self.s.pos_tol or not self.s.adaptive:
-                    ln.converged, ln.u = True, None
-                elif 2 * n_k > self.s.k_max:
-                    ln.converged, ln.u = True, None
-                    self.messages.append(
-                        f"line t={ln.t:.4f}: WCCs still move {mv:.3g} at k_max={self.s.k_max}"
-                    )
-            grow = [ln for ln in batch if not ln.converged]
-            if grow:
-                new = self._states(np.array([ln.t for ln in grow]), 2 * n_k, odd_only=True)
-                for ln, odd in zip(grow, new, strict=True):
-                    merged = np.empty((2 * n_k, *odd.shape[1:]), dtype=complex)
-                    merged[0::2], merged[1::2] = ln.u, odd
-                    ln.u, ln.n_k = merged, 2 * n_k
-            todo = [ln for ln in todo if not ln.converged]
+        self.refiner = LineRefiner(problem, plane, s)
 
     def _key(self, t: float) -> tuple:
         """Line identity: loop axis and the two other k-coordinates."""
@@ -273,17 +142,20 @@ class _PlaneRun:
 
     def run(self) -> PlaneResult:
         s = self.s
-        lines = [_Line(float(t), s.k_start) for t in np.linspace(0, 1, s.num_lines)]
+        refiner = self.refiner
+        lines = [
+            Line(float(t), refiner.even_grid(s.k_start)) for t in np.linspace(0, 1, s.num_lines)
+        ]
         # The two time-reversal-invariant edge lines of a 3D plane are also edge lines of the
         # plane with the other fixed axis and the same loop axis: computed once.
         for end in (lines[0], lines[-1]):
             done = self.shared.get(self._key(end.t))
             if done is not None:
-                end.n_k, end.wcc, end.converged = done.n_k, done.wcc, True
-        self.converge_lines(lines)
+                end.p, end.wcc, end.converged = done.p, done.wcc, True
+        refiner.converge(lines)
         for end in (lines[0], lines[-1]):
             self.shared.setdefault(self._key(end.t), end)
-        limit_hit = bool(self.messages)
+        limit_hit = bool(refiner.messages)
         while s.adaptive:
             wcc = np.stack([ln.wcc for ln in lines])  # type: ignore[misc]
             bad = np.flatnonzero(~_neighbours_ok(wcc, s))
@@ -294,17 +166,19 @@ class _PlaneRun:
                 left, right = lines[i], lines[i + 1]
                 if right.t - left.t < 2 * s.min_neighbour_dist:
                     continue
-                new_lines.append(_Line((left.t + right.t) / 2, max(left.n_k, right.n_k)))
+                # start from the finer neighbour's grid: the states turn in the same places
+                finer = left if left.n_k >= right.n_k else right
+                new_lines.append(Line((left.t + right.t) / 2, finer.p.copy()))
             if not new_lines or len(lines) + len(new_lines) > s.max_lines:
                 limit_hit = True
-                self.messages.append(
+                refiner.messages.append(
                     f"{len(bad)} neighbouring line pair(s) still fail the gap/move checks at "
                     f"{len(lines)} lines (min_neighbour_dist={s.min_neighbour_dist}, "
                     f"max_lines={s.max_lines})"
                 )
                 break
-            self.converge_lines(new_lines)
-            limit_hit = limit_hit or bool(self.messages)
+            refiner.converge(new_lines)
+            limit_hit = limit_hit or bool(refiner.messages)
             lines = sorted(lines + new_lines, key=lambda ln: ln.t)
         wcc = np.stack([ln.wcc for ln in lines])  # type: ignore[misc]
         converged = not limit_hit
@@ -316,15 +190,15 @@ class _PlaneRun:
             )
             if split > s.kramers_tol:
                 converged = False
-                self.messages.append(
+                refiner.messages.append(
                     f"WCCs at t={lines[end].t:g} are not Kramers pairs (split {split:.3g}): "
                     f"time reversal is broken or the occupied count is wrong"
                 )
         fixed, value, pump, loop = self.plane
         return PlaneResult(
             fixed, value, pump, loop, np.array([ln.t for ln in lines]), wcc,
-            self.n_kpoints, converged, z2_from_flow(wcc) if converged else None,
-            self.messages, tuple(self.e_bounds),
+            refiner.n_kpoints, converged, z2_from_flow(wcc) if converged else None,
+            refiner.messages, tuple(refiner.e_bounds),
         )  # fmt: skip
 
 
@@ -357,7 +231,7 @@ def z2_2d(
 
 def z2_3d(problem: BandProblem, settings: WccSettings | None = None) -> list[PlaneResult]:
     """The six time-reversal-invariant planes k_i = 0, ½ (i = 1, 2, 3), in that order."""
-    shared: dict[tuple, _Line] = {}
+    shared: dict[tuple, Line] = {}
     out = []
     for axis in range(3):
         others = [a for a in range(3) if a != axis]

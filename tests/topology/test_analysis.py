@@ -87,10 +87,9 @@ def test_parity_only_and_settings_hash() -> None:
     )
 
 
-def test_overlap_filter_is_part_of_the_settings_hash_only_when_used() -> None:
-    """s_min = 0 (exact) keeps the hash of results stored before the option existed."""
+def test_overlap_filter_is_part_of_the_settings_hash() -> None:
     exact, filtered = TopologySettings(), TopologySettings(s_min=1e-3)
-    assert "s_min" not in exact.as_dict() and filtered.as_dict()["s_min"] == 1e-3
+    assert exact.as_dict()["s_min"] == 0.0 and filtered.as_dict()["s_min"] == 1e-3
     assert exact.sha256() != filtered.sha256()
     stored = {k: v for k, v in filtered.as_dict().items() if k != "engine_version"}
     assert TopologySettings.from_dict(stored).sha256() == filtered.sha256()

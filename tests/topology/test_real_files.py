@@ -14,7 +14,8 @@ from hamdb.io.formats import read_hamiltonian
 from hamdb.physics.bloch import bloch_matrices, state_positions
 from hamdb.topology import analyse
 from hamdb.topology.kspace import BandProblem
-from hamdb.topology.wcc import _line_kpoints, max_move, plane_flow, wilson_wcc
+from hamdb.topology.lines import line_kpoints, max_move, wilson_wcc
+from hamdb.topology.wcc import WccSettings, plane_flow
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +109,13 @@ def test_same_wcc_and_z2_as_z2pack(name: str, request: pytest.FixtureRequest) ->
     ours = plane_flow(problem, *plane[:2])
     ref = z2pack.surface.run(system=system, surface=lambda s, u: [s / 2, u, 0.0])
     assert ours.z2 == z2pack.invariant.z2(ref)
-    k = _line_kpoints(plane, np.array([0.3]), 10)[0]
+    # converged WCCs on the lines both computed (t = 0, ½, 1): within the two tolerances
+    # (ours within ~pos_tol/3 of the limit; Z2Pack's 8-vs-10 check accepts ~2·pos_tol)
+    for t in (0.0, 0.5, 1.0):
+        mine = ours.wcc[np.argmin(np.abs(ours.t - t))]
+        theirs = np.sort(ref.wcc[int(np.argmin(np.abs(np.asarray(ref.t) - t)))])
+        assert max_move(mine, theirs) < 2 * WccSettings().pos_tol
+    k = line_kpoints(plane, np.array([0.3]), 10)[0]
     _, u = problem.occupied_states(k)
     mine = wilson_wcc(u[None], np.exp(-2j * np.pi * problem.tau[:, 1]))[0]
     theirs = np.sort(

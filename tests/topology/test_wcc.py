@@ -8,14 +8,12 @@ import pytest
 from hamdb.physics.bloch import bloch_matrices, state_positions
 from hamdb.physics.models import bhz, fu_kane_mele, kane_mele
 from hamdb.topology.kspace import BandProblem
+from hamdb.topology.lines import line_kpoints, max_move, wilson_wcc
 from hamdb.topology.wcc import (
     WccSettings,
-    _line_kpoints,
     _orientation_sign,
     largest_gap,
-    max_move,
     plane_flow,
-    wilson_wcc,
     z2_from_flow,
 )
 
@@ -85,7 +83,7 @@ def test_line_wcc_equal_to_z2pack_with_positions(ham, plane) -> None:
     z2pack, system = _z2pack_system(ham, problem.n_occupied)
     n_k = 12
     for t in (0.0, 0.37, 0.8):
-        k = _line_kpoints(plane, np.array([t]), n_k)[0]
+        k = line_kpoints(plane, np.array([t]), n_k)[0]
         _, u = problem.occupied_states(k)
         g = np.zeros(3)
         g[plane[3]] = 1
@@ -129,7 +127,7 @@ def test_time_reversed_states_match_diagonalised_ones_on_tri_lines() -> None:
     problem = BandProblem.from_hamiltonian(fu_kane_mele(delta_t1=0.4))
     assert problem.time_reversal_symmetric
     plane = (0, 0.5, 1, 2)
-    k = _line_kpoints(plane, np.array([1.0]), 16)[0]  # a time-reversal-invariant line
+    k = line_kpoints(plane, np.array([1.0]), 16)[0]  # a time-reversal-invariant line
     _, u = problem.occupied_states(k)
     g = np.zeros(3)
     g[2] = 1
