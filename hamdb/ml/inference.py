@@ -11,10 +11,15 @@ on the same edges; n_electrons from the basis's valence counts; Hermitian exactl
 
 Edges: every pair (i, j, R) closer than the longest edge the training data had for that pair
 of elements (`pair_cutoff_ang`), so a prediction has the blocks a DFT run would have.
-Overlap: exact from the basis through GPAW (`hamdb.dft.gpaw_lcao.compute_overlap`, no SCF)
-for a GPAW-basis model where GPAW is installed; then the edges are exactly GPAW's. Otherwise
-the model's learned "overlap" network (see the issue note for its error) on edges from the
-training data's cut-offs. `predictor.overlap = "exact" | "learned"` forces one.
+Overlap: exact from the basis through GPAW (`hamdb.dft.gpaw_overlap.exact_overlap`, no SCF;
+GPAW's tables cached per element set in the process) for a GPAW-basis model where GPAW is
+installed; then the edges are exactly GPAW's. Otherwise the model's learned "overlap" network
+(see the issue note for its error) on edges from the training data's cut-offs.
+`predictor.overlap = "exact" | "learned"` forces one.
+
+Assembly: the networks' shell-pair blocks are turned into DESIGN's basis, made exactly Hermitian
+and written into the flat arrays group by group (hamdb.ml.graph), the SOC Hamiltonian from its
+real Pauli parts H = (H0 + δH0)⊗σ0 + i Σ_α K_α⊗σ_α in one pass.
 """
 
 from __future__ import annotations
@@ -26,10 +31,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from hamdb.errors import ModelError
+from hamdb.errors import HamdbError, ModelError
 from hamdb.ml.bundle import ModelBundle
-from hamdb.ml.data import check_basis, make_graph, spinor_from_spinless
-from hamdb.ml.graph import BlockLayout, periodic_neighbours
+from hamdb.ml.data import check_basis, make_graph
+from hamdb.ml.graph import BlockLayout, LPair, periodic_neighbours
+from hamdb.ml.irreps import change_of_basis
 from hamdb.ml.model import ModelConfig
 from hamdb.ml.network_io import blocks_to_flat, run_network
 from hamdb.physics.basis import BasisSet
@@ -76,13 +82,18 @@ def pair_cutoff_table(hams: Sequence[Hamiltonian]) -> dict[str, float]:
     return table
 
 
-def _exact_overlap() -> Any:
-    """GPAW's compute_overlap(structure) -> Hamiltonian with the exact S, or None without GPAW."""
-    try:
-        from hamdb.dft.gpaw_lcao import compute_overlap
-    except ImportError:  # GPAW is an optional dependency (the [dft] extra)
-        return None
-    return compute_overlap
+def _gpaw_installed() -> bool:
+    """GPAW is an optional dependency (the [dft] extra); the exact overlap needs it."""
+    import importlib.util
+
+    return importlib.util.find_spec("gpaw") is not None
+
+
+def to_design_basis(blocks: np.ndarray, l1: int, l2: int) -> np.ndarray:
+    """e3nn-basis blocks (..., 2l1+1, 2l2+1) -> DESIGN basis, C_l1 · B · C_l2ᵀ as two GEMMs
+    over all blocks at once (a batched matmul of tiny matrices is several times slower)."""
+    c1, c2 = change_of_basis(l1), change_of_basis(l2)
+    return np.einsum("ai,...ij,bj->...ab", c1, blocks, c2, optimize=True)
 
 
 class Predictor:
@@ -169,17 +180,24 @@ class Predictor:
             return True
         if "overlap" in self.bundle.nets and not self.basis.name.startswith("gpaw"):
             return False
-        return _exact_overlap() is not None and self.basis.name.startswith("gpaw")
+        return self.basis.name.startswith("gpaw") and _gpaw_installed()
 
-    def reference_overlap(self, structure: Any) -> Hamiltonian:
-        """hamdb.dft's exact S(R) (and its edges) for `structure`."""
-        exact = _exact_overlap()
-        if exact is None:
+    def reference_overlap(self, structure: Any) -> Any:
+        """hamdb.dft's exact S(R) and its edges for `structure` (`gpaw_overlap.Overlap`)."""
+        if not _gpaw_installed():
             raise ModelError(
-                f"model {self.spec}: the exact overlap needs GPAW (hamdb.dft.gpaw_lcao."
-                "compute_overlap), which is not importable here"
+                f"model {self.spec}: the exact overlap needs GPAW (hamdb.dft.gpaw_overlap), "
+                "which is not installed here (pip install 'hamdb[dft]')"
             )
-        ref = exact(structure)
+        from hamdb.dft.gpaw_lcao import LcaoSettings, validate_structure
+        from hamdb.dft.gpaw_overlap import exact_overlap
+
+        settings = LcaoSettings(basis=self.basis.name.removeprefix("gpaw-"))
+        try:
+            validate_structure(structure, settings)
+        except HamdbError as exc:
+            raise ModelError(str(exc)) from None
+        ref = exact_overlap(structure, settings.basis, settings.xc, settings.grid_spacing)
         if ref.basis.name != self.basis.name:
             raise ModelError(
                 f"basis mismatch: GPAW gives {ref.basis.name!r}, "
@@ -228,25 +246,28 @@ class Predictor:
         s_flat: np.ndarray | None,
     ) -> Hamiltonian:
         nets = self.bundle.nets
-        h0 = blocks_to_flat(nets["nonsoc"], layout, outputs["nonsoc"][k])
         if s_flat is None:
             s_flat = blocks_to_flat(nets["overlap"], layout, outputs["overlap"][k])
         species = [site.specie.symbol for site in structure]
-        sizes = self.basis.orbital_counts(species)
-        e = layout.edges
-        s_offsets = np.concatenate([[0], np.cumsum(sizes[e[:, 0]] * sizes[e[:, 1]])])
-        s_offsets = s_offsets.astype(np.int64)
-        spin = "soc" if self.bundle.has_soc else "none"
-        if spin == "soc":
-            delta = blocks_to_flat(nets["soc"], layout, outputs["soc"][k])
-            h, offsets = spinor_from_spinless(layout, h0) + delta, 4 * s_offsets
+        s_offsets = layout.offsets
+        h0: dict[LPair, np.ndarray] = {
+            lp: to_design_basis(b, *lp) for lp, b in outputs["nonsoc"][k].items()
+        }
+        if self.bundle.has_soc:
+            spin = "soc"
+            parts = {lp: to_design_basis(b, *lp) for lp, b in outputs["soc"][k].items()}
+            for lp, b in h0.items():
+                parts[lp][:, 0] += b  # H0 + δH0 is the σ0 part
+            h = layout.scatter_pauli(layout.hermitise_pauli(parts))
+            offsets = 4 * s_offsets
         else:
-            h, offsets = h0, s_offsets
+            spin = "none"
+            h, offsets = layout.scatter(layout.hermitise_blocks(h0)), s_offsets
         ham = Hamiltonian(
             structure,
             self.basis,
             spin,
-            e.copy(),
+            layout.edges.copy(),
             offsets,
             h,
             s_flat,
