@@ -62,6 +62,14 @@ def _view(url: str) -> list[tuple[Any, ...]]:
     return _query(url, "SELECT * FROM candidates ORDER BY hamiltonian_id")
 
 
+def _autovacuum_options(url: str) -> list[str] | None:
+    """topology_results' storage parameters on PostgreSQL; None on SQLite (it has none)."""
+    if not url.startswith("postgresql"):
+        return None
+    sql = "SELECT reloptions FROM pg_class WHERE oid = 'topology_results'::regclass"
+    return _query(url, sql)[0][0]
+
+
 def _refuses_dimension_4(url: str, copies: bool) -> bool:
     """The CHECK constraints survived SQLite's table rebuild: a 4D result is refused."""
     columns, values = "", ""
@@ -115,6 +123,9 @@ def test_0004_backfills_and_the_view_is_unchanged_both_ways(empty_db_url: str) -
     elements = "SELECT structure_id, element FROM structure_elements ORDER BY 1, 2"
     assert _query(empty_db_url, elements) == [(1, "Bi"), (1, "Se"), (2, "Si")]
     assert _refuses_dimension_4(empty_db_url, copies=True)
+    on_postgresql = empty_db_url.startswith("postgresql")
+    vacuum_often = ["autovacuum_vacuum_insert_scale_factor=0.01"] if on_postgresql else None
+    assert _autovacuum_options(empty_db_url) == vacuum_often
 
     assert migrate.downgrade(empty_db_url, "0003") == "0003"
     assert _view(empty_db_url) == before
@@ -130,3 +141,4 @@ def test_0004_backfills_and_the_view_is_unchanged_both_ways(empty_db_url: str) -
     assert "ix_topology_results_candidate_gap" in indexes
     assert len(_query(empty_db_url, "SELECT id FROM topology_results")) == 6
     assert _refuses_dimension_4(empty_db_url, copies=False)
+    assert not _autovacuum_options(empty_db_url)
