@@ -13,7 +13,7 @@ def settings_options(func):  # type: ignore[no-untyped-def]
         ("--pos-tol", float, "Line convergence: max WCC move when k-points double [0.01]."),
         ("--gap-tol", float, "Surface: WCC to largest-gap distance, in gap sizes [0.3]."),
         ("--move-tol", float, "Surface: WCC move between lines, in gap sizes [0.3]."),
-        ("--num-lines", click.IntRange(3), "Initial lines per plane [7]."),
+        ("--num-lines", click.IntRange(3), "Initial lines per plane [5]."),
         ("--min-neighbour-dist", float, "Smallest line spacing (pump coordinate 0..1) [0.001]."),
         ("--k-max", click.IntRange(8), "Most k-points on one line [256]."),
         ("--max-lines", click.IntRange(3), "Most lines per plane [200]."),

@@ -69,26 +69,28 @@ def _grid_kpoints(plane: tuple[int, float, int, int], t: float, u: np.ndarray) -
 
 
 def _chain(m: np.ndarray) -> np.ndarray:
-    """Ordered product m[0] @ m[1] @ … of a stack (n, a, a), by pairs: log2(n) batched calls."""
-    while len(m) > 1:
-        head = m[: len(m) // 2 * 2]
-        paired = head[0::2] @ head[1::2]
-        m = paired if len(m) % 2 == 0 else np.concatenate([paired, m[-1:]])
-    return m[0]
+    """Ordered products m[..., 0, :, :] @ m[..., 1, :, :] @ … over the axis −3, by pairs."""
+    while m.shape[-3] > 1:
+        n = m.shape[-3]
+        paired = m[..., 0 : n - 1 : 2, :, :] @ m[..., 1:n:2, :, :]
+        m = paired if n % 2 == 0 else np.concatenate([paired, m[..., -1:, :, :]], axis=-3)
+    return m[..., 0, :, :]
 
 
 def loop_overlaps(u: np.ndarray, closure: np.ndarray) -> np.ndarray:
-    """(n, m, m) overlaps M_j = U_j† U_{j+1} of one loop of states u (n, N, m), closed by G."""
-    m = np.empty((len(u), u.shape[2], u.shape[2]), dtype=complex)
-    m[:-1] = u[:-1].conj().transpose(0, 2, 1) @ u[1:]
-    m[-1] = u[-1].conj().T @ (closure[:, None] * u[0])
+    """(..., n, m, m) overlaps M_j = U_j† U_{j+1} of loops of states u (..., n, N, m), closed
+    by G (closure: (N,) e^{-2πi G·τ})."""
+    dagger = np.swapaxes(u, -1, -2).conj()
+    m = np.empty((*u.shape[:-2], u.shape[-1], u.shape[-1]), dtype=complex)
+    m[..., :-1, :, :] = dagger[..., :-1, :, :] @ u[..., 1:, :, :]
+    m[..., -1, :, :] = dagger[..., -1, :, :] @ (closure[:, None] * u[..., 0, :, :])
     return m
 
 
 def wcc_of_overlaps(m: np.ndarray) -> np.ndarray:
-    """Sorted WCCs in [0, 1) from the overlaps of one loop: phases of the eigenvalues of Π M_j."""
+    """Sorted WCCs in [0, 1) (..., m) from loop overlaps (..., n, m, m): phases of eig(Π M_j)."""
     phases = np.angle(np.linalg.eigvals(_chain(m))) / (2 * np.pi) % 1.0
-    return np.sort(phases)
+    return np.sort(phases, axis=-1)
 
 
 def wilson_wcc(u: np.ndarray, closure: np.ndarray, step: int = 1) -> np.ndarray:
@@ -97,7 +99,7 @@ def wilson_wcc(u: np.ndarray, closure: np.ndarray, step: int = 1) -> np.ndarray:
     closure: (N,) e^{-2πi G·τ}, mapping u(first point) to u(first point + G); `step` takes
     every step-th point.
     """
-    return np.stack([wcc_of_overlaps(loop_overlaps(line[::step], closure)) for line in u])
+    return wcc_of_overlaps(loop_overlaps(u[:, ::step], closure))
 
 
 @dataclass
@@ -195,30 +197,32 @@ class LineRefiner:
                     ln.p = p[order]
                     ln.u = u if ln.u is None else np.concatenate([ln.u, u])[order]
                     ln.pending = np.zeros(0, dtype=np.int64)
-            for ln in todo:
-                self._check(ln)
+            for n_k in sorted({ln.n_k for ln in todo}):  # lines of one size: one batch
+                self._check([ln for ln in todo if ln.n_k == n_k])
             todo = [ln for ln in todo if not ln.converged]
 
-    def _check(self, ln: Line) -> None:
-        """Set ln.wcc; mark it converged, or set the positions to add next."""
-        assert ln.u is not None
-        m = loop_overlaps(ln.u, self.closure)
-        ln.wcc = wcc_of_overlaps(m)
-        moved = float(max_move(ln.wcc, wcc_of_overlaps(loop_overlaps(ln.u[::2], self.closure))))
-        deficit = np.maximum(ln.u.shape[2] - (np.abs(m) ** 2).sum(axis=(1, 2)), 0.0)
-        turned = _poor_overlaps(m, deficit)
-        if not self.s.adaptive or (moved < self.s.pos_tol and not turned.any()):
-            ln.converged, ln.u = True, None
-            return
-        new = self._bisect(ln, deficit, turned)
-        if len(new) == 0 or ln.n_k + len(new) > self.s.k_max:
-            ln.converged, ln.u = True, None
-            self.messages.append(
-                f"line t={ln.t:.4f}: WCCs still move {moved:.3g} with {ln.n_k} k-points "
-                f"(k_max={self.s.k_max})"
-            )
-            return
-        ln.pending = new
+    def _check(self, batch: list[Line]) -> None:
+        """Set each line's WCCs; mark it converged, or set the positions to add next."""
+        u = np.stack([ln.u for ln in batch])  # type: ignore[misc]
+        m = loop_overlaps(u, self.closure)
+        fine = wcc_of_overlaps(m)
+        moved = max_move(fine, wcc_of_overlaps(loop_overlaps(u[:, ::2], self.closure)))
+        deficit = np.maximum(u.shape[-1] - (np.abs(m) ** 2).sum(axis=(-1, -2)), 0.0)
+        for ln, wcc, mv, mi, di in zip(batch, fine, moved, m, deficit, strict=True):
+            ln.wcc = wcc
+            turned = _poor_overlaps(mi, di)
+            if not self.s.adaptive or (mv < self.s.pos_tol and not turned.any()):
+                ln.converged, ln.u = True, None
+                continue
+            new = self._bisect(ln, di, turned)
+            if len(new) == 0 or ln.n_k + len(new) > self.s.k_max:
+                ln.converged, ln.u = True, None
+                self.messages.append(
+                    f"line t={ln.t:.4f}: WCCs still move {mv:.3g} with {ln.n_k} k-points "
+                    f"(k_max={self.s.k_max})"
+                )
+                continue
+            ln.pending = new
 
     def _bisect(self, ln: Line, deficit: np.ndarray, turned: np.ndarray) -> np.ndarray:
         """Midpoints of the marked segments (and their mirror images on a TRI line), sorted."""
@@ -261,8 +265,8 @@ def _circ(d: np.ndarray) -> np.ndarray:
 def max_move(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Largest displacement between two sets of sorted WCCs, minimised over cyclic matchings.
 
-    a, b: (..., n) sorted; returns (...). n cyclic shifts are tried at once.
+    a, b: (..., n) sorted; returns (...). The n cyclic shifts are one fancy index.
     """
     n = a.shape[-1]
-    shifts = np.stack([np.roll(b, s, axis=-1) for s in range(n)], axis=-2)  # (..., n, n)
-    return _circ(a[..., None, :] - shifts).max(axis=-1).min(axis=-1)
+    shifted = b[..., (np.arange(n)[:, None] + np.arange(n)[None, :]) % n]  # (..., shift, n)
+    return _circ(a[..., None, :] - shifted).max(axis=-1).min(axis=-1)

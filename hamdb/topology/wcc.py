@@ -40,7 +40,7 @@ class WccSettings:
     pos_tol: float = 0.01
     gap_tol: float = 0.3
     move_tol: float = 0.3
-    num_lines: int = 7
+    num_lines: int = 5
     min_neighbour_dist: float = 0.001
     k_start: int = 8
     k_max: int = 256
