@@ -28,14 +28,14 @@ import fcntl
 import os
 import socket
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, exists, func, literal, or_, select, text, update
+from sqlalchemy import and_, case, exists, func, literal, or_, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -267,6 +267,31 @@ def finish(session: Session, worker_id: str, job_id: int, hamiltonian_id: int) -
         )
     )
     return int(result.rowcount or 0) == 1
+
+
+def finish_many(session: Session, worker_id: str, done: Mapping[int, int]) -> set[int]:
+    """Mark jobs done with their Hamiltonian ids ({job id: hamiltonian id}), those this
+    worker still holds, in one statement; returns the ids it finished.
+
+    A job missing from the result was taken over (lease lost): the caller must not commit
+    its Hamiltonian row.
+    """
+    if not done:
+        return set()
+    jobs = _jobs()
+    stmt = (
+        update(jobs)
+        .where(jobs.c.id.in_(list(done)), jobs.c.worker_id == worker_id, jobs.c.status == CLAIMED)
+        .values(
+            status=DONE,
+            hamiltonian_id=case(dict(done), value=jobs.c.id),
+            heartbeat_at=db_now(session),
+            lease_expires_at=None,
+            last_error=None,
+        )
+        .returning(jobs.c.id)
+    )
+    return {int(job_id) for (job_id,) in session.execute(stmt)}
 
 
 def fail(

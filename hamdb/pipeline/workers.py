@@ -5,9 +5,11 @@ One worker loop (`run_worker`) per process. Per batch (DESIGN.md §3 order):
 1. claim up to `batch` jobs (claims.py; commit), a heartbeat thread keeps their leases;
 2. build the structures and run the model on the whole batch (graphs batched inside the
    predictor); a structure the model rejects is retried alone so it fails only itself;
-3. write every predicted Hamiltonian's HDF5 file (fsync + rename) ...
-4. ... then, in one transaction, insert the Hamiltonian rows and mark the jobs done, each in a
-   savepoint so a job whose lease was taken over is dropped without touching the others;
+3. check every predicted Hamiltonian and write all their HDF5 files (each fsync'ed, then
+   renamed, then their folders fsync'ed: `HamiltonianStore.put_many`) ...
+4. ... then, in one transaction, insert the Hamiltonian rows (one bulk INSERT) and mark the
+   jobs done (one UPDATE that only touches jobs this worker still holds); the row of a job
+   whose lease was taken over meanwhile is deleted again before the commit;
 5. with `screen=True`, compute gap and Z2 of the batch's Hamiltonians and store them.
 
 `run` starts `workers` such loops as separate processes. On PostgreSQL each is an independent
@@ -103,7 +105,9 @@ class WorkerStats:
     screened: int = 0
     created_jobs: int = 0
     seconds: dict[str, float] = field(
-        default_factory=lambda: {"claim": 0.0, "model": 0.0, "store": 0.0, "db": 0.0, "screen": 0.0}
+        default_factory=lambda: dict.fromkeys(
+            ("claim", "model", "check", "store", "db", "screen"), 0.0
+        )
     )
     wall_s: float = 0.0
 
@@ -195,9 +199,7 @@ _pool_predictor: PredictorLike | None = None
 
 def _pool_init(factory: PredictorFactory, project: Project, spec: str) -> None:
     global _pool_predictor
-    import torch
-
-    torch.set_num_threads(1)
+    _one_thread()
     _pool_predictor = factory(project, spec)
 
 
@@ -231,7 +233,10 @@ def run_worker(
     start = time.perf_counter()
     engine = make_engine(project.database_url)
     store = HamiltonianStore(project.store_path)
+    _one_thread()
     predictor = factory(project, options.model)
+    if hasattr(predictor, "batch_size"):  # the claimed batch goes through the network at once
+        predictor.batch_size = options.batch
     mv_id = int(predictor.model_version_id)
     sqlite = claims.is_sqlite(engine)
     pool = None
@@ -300,6 +305,8 @@ def _process_batch(
     stats: WorkerStats,
 ) -> None:
     from hamdb.db.models import StructureRow
+    from hamdb.io.catalog import stored_form
+    from hamdb.physics.checks import check_hamiltonian
 
     with _Timer(stats, "db"), session.begin():
         rows = {
@@ -311,32 +318,28 @@ def _process_batch(
     with _Timer(stats, "model"):
         results = _predict(predictor, pool, [rows[c.structure_id] for c in batch])
 
-    timed = _TimedStore(store, stats)
-    saved: list[tuple[int, Hamiltonian]] = []
-    store_before, commit_start = stats.seconds["store"], time.perf_counter()
-    with session.begin():
-        for claim_, result in zip(batch, results, strict=True):
-            error: BaseException | None = result if isinstance(result, BaseException) else None
-            if error is None:
-                try:
-                    row_id = _save_and_finish(session, timed, result, claim_, method, mv_id, stats)
-                    saved.append((row_id, result))
-                    stats.done += 1
-                    continue
-                except _LeaseLostError:
-                    stats.lost_leases += 1
-                    continue
-                except Exception as exc:
-                    error = exc
-            permanent = isinstance(error, PERMANENT_ERRORS) or getattr(error, "permanent", False)
-            status = claims.fail(
-                session, stats.worker_id, claim_, _describe(error), permanent, options.max_attempts
-            )
-            stats.failed += status == claims.FAILED
-            stats.retried += status == claims.PENDING
-    stats.seconds["db"] += (
-        time.perf_counter() - commit_start - (stats.seconds["store"] - store_before)
-    )
+    outcome: list[Any] = []  # per claim: a _Result, or the exception that failed it
+    for result in results:
+        if isinstance(result, BaseException):
+            outcome.append(result)
+            continue
+        try:
+            with _Timer(stats, "check"):
+                check_hamiltonian(result)
+            with _Timer(stats, "store"):
+                outcome.append(_Result(result, stored_form(result, "predicted", check=False)))
+        except Exception as exc:
+            outcome.append(exc)
+    good = [r for r in outcome if isinstance(r, _Result)]
+    try:
+        with _Timer(stats, "store"):
+            for r, (uri, _) in zip(good, _put_many(store, [r.form for r in good]), strict=True):
+                r.uri = uri
+    except Exception as exc:  # e.g. a full disk: every result of the batch fails, transiently
+        outcome = [exc if isinstance(r, _Result) else r for r in outcome]
+
+    with _Timer(stats, "db"), session.begin():
+        saved = _commit_rows(session, batch, outcome, method, mv_id, options, stats)
     if options.screen and saved:
         from hamdb.pipeline.screening import screen_hamiltonians
 
@@ -344,58 +347,158 @@ def _process_batch(
             stats.screened += screen_hamiltonians(session, saved)
 
 
-class _LeaseLostError(Exception):
-    """Another worker took this job over after our lease expired: drop our result."""
+@dataclass
+class _Result:
+    """A checked prediction, its store form, and (once written) its file's uri."""
+
+    ham: Hamiltonian
+    form: Any
+    uri: str = ""
 
 
-def _save_and_finish(
+def _put_many(store: Any, forms: Sequence[Any]) -> list[tuple[str, str]]:
+    """All files of a batch at once (one compression per call: predictions share one)."""
+    if not forms:
+        return []
+    items = [(f.arrays, f.attrs, f.sha256) for f in forms]
+    return list(store.put_many(items, compression=forms[0].compression))
+
+
+def _commit_rows(
     session: Session,
-    store: Any,
-    ham: Hamiltonian,
-    claim_: claims.Claim,
+    batch: Sequence[claims.Claim],
+    outcome: Sequence[Any],
     method: str,
     mv_id: int,
+    options: WorkerOptions,
     stats: WorkerStats,
-) -> int:
-    """File, row and job 'done' in one savepoint; returns the Hamiltonian row id.
+) -> list[tuple[int, Hamiltonian]]:
+    """Rows of the batch's stored results and their jobs done, failures recorded; returns
+    (row id, Hamiltonian) of what this worker committed.
 
-    An IntegrityError is retried once: a concurrent worker may have just created the shared
-    basis-set row. A second one means the Hamiltonian row itself exists: the job was taken
-    over and finished by another worker, so this result is dropped.
+    Fast path: one bulk INSERT of the rows and one UPDATE of the jobs (rows of jobs whose
+    lease was lost meanwhile are deleted again). If a row collides with an existing one
+    (another writer predicted the structure), the batch falls back to one savepoint per job.
     """
     from sqlalchemy.exc import IntegrityError
 
-    from hamdb.io.catalog import save_hamiltonian
+    from hamdb.io.catalog import ensure_basis_set, hamiltonian_row
+
+    basis_ids: dict[str, Any] = {}
+    for r in outcome:
+        if isinstance(r, _Result) and r.ham.basis.name not in basis_ids:
+            basis_ids[r.ham.basis.name] = _basis_set_id(session, ensure_basis_set, r.ham.basis)
+    outcome = [
+        basis_ids[r.ham.basis.name]
+        if isinstance(r, _Result) and isinstance(basis_ids[r.ham.basis.name], BaseException)
+        else r
+        for r in outcome
+    ]
+    ok = [(c, r) for c, r in zip(batch, outcome, strict=True) if isinstance(r, _Result)]
+    saved: list[tuple[int, Hamiltonian]] = []
+    if ok:
+        try:
+            with session.begin_nested():
+                rows = [
+                    _row(hamiltonian_row, r, c, basis_ids[r.ham.basis.name], method, mv_id)
+                    for c, r in ok
+                ]
+                session.add_all(rows)
+                session.flush()
+                done = {c.job_id: row.id for (c, _), row in zip(ok, rows, strict=True)}
+                finished = claims.finish_many(session, stats.worker_id, done)
+                lost = [
+                    row for (c, _), row in zip(ok, rows, strict=True) if c.job_id not in finished
+                ]
+                for row in lost:
+                    session.delete(row)
+                session.flush()
+            stats.lost_leases += len(lost)
+            saved = [(int(row.id), r.ham) for (c, r), row in zip(ok, rows, strict=True)
+                     if c.job_id in finished]  # fmt: skip
+        except IntegrityError:
+            saved = []
+            for c, r in ok:
+                row_id = _finish_one(
+                    session, r, c, basis_ids[r.ham.basis.name], method, mv_id, stats
+                )
+                if row_id is not None:
+                    saved.append((row_id, r.ham))
+        stats.done += len(saved)
+    for claim_, error in zip(batch, outcome, strict=True):
+        if isinstance(error, _Result):
+            continue
+        permanent = isinstance(error, PERMANENT_ERRORS) or getattr(error, "permanent", False)
+        status = claims.fail(
+            session, stats.worker_id, claim_, _describe(error), permanent, options.max_attempts
+        )
+        stats.failed += status == claims.FAILED
+        stats.retried += status == claims.PENDING
+    return saved
+
+
+def _basis_set_id(session: Session, ensure: Any, basis: Any) -> int | BaseException:
+    """The basis set row id (created if new), or the error that fails this basis' results.
+
+    Retried once: a concurrent worker may have just created the same row (unique name).
+    """
+    from sqlalchemy.exc import IntegrityError
 
     for attempt in range(2):
         try:
             with session.begin_nested():
-                row = save_hamiltonian(
-                    session, store, ham, structure_id=claim_.structure_id, kind="predicted",
-                    method=method, model_version_id=mv_id,
-                    uncertainty_ev=getattr(ham, "uncertainty_ev", None),
-                )  # fmt: skip
-                if not claims.finish(session, stats.worker_id, claim_.job_id, row.id):
-                    raise _LeaseLostError
-            return int(row.id)
+                return int(ensure(session, basis).id)
         except IntegrityError:
             if attempt:
-                raise _LeaseLostError from None
+                raise
+        except HamdbError as exc:  # e.g. the name already defines other shells
+            return exc
     raise AssertionError("unreachable")
 
 
-class _TimedStore:
-    """The store with `put` timed into the worker's 'store' stage (everything else passes)."""
+def _row(
+    make: Any, r: _Result, claim_: claims.Claim, basis_set_id: int, method: str, mv_id: int
+) -> Any:
+    return make(
+        r.ham, r.uri, r.form.sha256, basis_set_id, structure_id=claim_.structure_id,
+        kind="predicted", method=method, model_version_id=mv_id,
+        uncertainty_ev=getattr(r.ham, "uncertainty_ev", None),
+    )  # fmt: skip
 
-    def __init__(self, store: HamiltonianStore, stats: WorkerStats) -> None:
-        self._store, self._stats = store, stats
 
-    def put(self, arrays: Any, attrs: Any) -> tuple[str, str]:
-        with _Timer(self._stats, "store"):
-            return self._store.put(arrays, attrs)
+def _finish_one(
+    session: Session,
+    r: _Result,
+    claim_: claims.Claim,
+    basis_set_id: int,
+    method: str,
+    mv_id: int,
+    stats: WorkerStats,
+) -> int | None:
+    """Row and job 'done' in one savepoint; the row id, or None if the result is dropped.
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
+    An IntegrityError means the Hamiltonian row exists: the job was taken over and finished
+    by another worker (or the structure predicted by `hamdb predict` meanwhile).
+    """
+    from sqlalchemy.exc import IntegrityError
+
+    from hamdb.io.catalog import hamiltonian_row
+
+    try:
+        with session.begin_nested():
+            row = _row(hamiltonian_row, r, claim_, basis_set_id, method, mv_id)
+            session.add(row)
+            session.flush()
+            if not claims.finish(session, stats.worker_id, claim_.job_id, row.id):
+                raise _LeaseLostError
+        return int(row.id)
+    except (IntegrityError, _LeaseLostError):
+        stats.lost_leases += 1
+        return None
+
+
+class _LeaseLostError(Exception):
+    """Another worker took this job over after our lease expired: drop our result."""
 
 
 def _predict(
@@ -418,12 +521,17 @@ def _predict(
 
 
 # -- many processes --------------------------------------------------------------------------
-def _run_worker_process(
-    project: Project, options: WorkerOptions, factory: PredictorFactory
-) -> WorkerStats:
+def _one_thread() -> None:
+    """One compute thread per worker process (workers are the parallelism): torch's and the
+    BLAS pools otherwise take every core each and thrash."""
     import torch
 
     torch.set_num_threads(1)
+
+
+def _run_worker_process(
+    project: Project, options: WorkerOptions, factory: PredictorFactory
+) -> WorkerStats:
     return run_worker(project, options, factory)
 
 

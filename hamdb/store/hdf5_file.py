@@ -24,6 +24,9 @@ from hamdb.errors import StoreError
 
 JSON_ATTRS_KEY = "_json_attrs"
 COMPRESSIONS = ("gzip", "lzf", None)
+#: Elements per chunk of a compressed array (along its first axis): h5py's automatic chunks
+#: are ~40 KB for a 1-D array, and per-chunk filter overhead then costs ~25% of the write.
+CHUNK_ELEMENTS = 2**18
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -100,7 +103,8 @@ def write_arrays(
             data = little_endian(arrays[name])
             options: dict[str, Any] = {}
             if data.ndim > 0 and data.size > 0 and compression is not None:
-                options = {"chunks": True, "compression": compression}
+                rows = max(1, min(data.shape[0], CHUNK_ELEMENTS // max(1, data[:1].size)))
+                options = {"chunks": (rows, *data.shape[1:]), "compression": compression}
                 if compression == "gzip":
                     options.update(compression_opts=4, shuffle=True)
             f.create_dataset(name, data=data, **options)

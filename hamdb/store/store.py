@@ -11,7 +11,8 @@ and lives at `<root>/<sha[:2]>/<sha>.h5`. Its *uri* is that path relative to the
 (`"ab/ab12….h5"`), so a store moved or mounted elsewhere keeps its uris.
 
 Writes are atomic and durable: the file is written under a temporary name in the same folder,
-fsync'ed, renamed onto its final name, and the folder fsync'ed. Only after `put` returns may a
+fsync'ed, renamed onto its final name, and the folder fsync'ed (`put_many`: all files written
+and fsync'ed, then renamed, then each folder fsync'ed once). Only after `put` returns may a
 database row point at the file (file first, row second); a crash in between leaves an orphan
 file that `hamdb store gc` removes, never a row without a file. Writing arrays whose sha is
 already stored is a no-op (the first file's attributes stay: attributes are descriptive, the
@@ -25,7 +26,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,11 +66,22 @@ def sha_of_uri(uri: str) -> str:
 
 
 def _fsync_dir(path: Path) -> None:
+    _fsync_file(path)
+
+
+def _fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class _Default:
+    """The store's own compression (a sentinel: None means "no compression")."""
+
+
+DEFAULT = _Default()
 
 
 class HamiltonianStore:
@@ -96,36 +108,68 @@ class HamiltonianStore:
     def exists(self, uri: str) -> bool:
         return self.path(uri).is_file()
 
-    def put(self, arrays: Mapping[str, np.ndarray], attrs: Mapping[str, Any]) -> tuple[str, str]:
-        """Store `arrays` with `attrs`; return (uri, sha256). Durable when it returns."""
-        if not arrays:
-            raise StoreError("refusing to store an empty set of arrays")
-        sha = sha256_of_arrays(arrays)
-        uri = uri_for(sha)
-        final = self.root / uri
-        if final.is_file():
-            # Refresh the mtime so a concurrent `gc` (which spares young files) leaves it for
-            # the row the caller is about to insert.
-            os.utime(final)
-            return uri, sha
-        folder = final.parent
-        if not folder.is_dir():
-            folder.mkdir(parents=True, exist_ok=True)
-            _fsync_dir(folder.parent)
-        temp = folder / f".{sha}{SUFFIX}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}"
+    def put(
+        self,
+        arrays: Mapping[str, np.ndarray],
+        attrs: Mapping[str, Any],
+        *,
+        sha256: str | None = None,
+        compression: str | _Default | None = DEFAULT,
+    ) -> tuple[str, str]:
+        """Store `arrays` with `attrs`; return (uri, sha256). Durable when it returns.
+
+        sha256: the caller's `sha256_of_arrays(arrays)` if it has it (hashed once, not twice);
+        compression: this file's filter instead of the store's.
+        """
+        return self.put_many([(arrays, attrs, sha256)], compression=compression)[0]
+
+    def put_many(
+        self,
+        items: Sequence[tuple[Mapping[str, np.ndarray], Mapping[str, Any], str | None]],
+        *,
+        compression: str | _Default | None = DEFAULT,
+    ) -> list[tuple[str, str]]:
+        """Store many (arrays, attrs, sha256 or None); return their (uri, sha256) in order.
+
+        Every file is written under a temporary name and fsync'ed, then all are renamed and
+        each folder fsync'ed once: all durable when this returns, so rows may point at them.
+        """
+        if isinstance(compression, _Default):
+            compression = self.compression
+        out: list[tuple[str, str]] = []
+        pending: dict[str, tuple[Path, Path]] = {}  # sha -> (temp, final), one per content
         try:
-            write_arrays(temp, arrays, attrs, compression=self.compression)
-            fd = os.open(temp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(temp, final)
+            for arrays, attrs, sha in items:
+                if not arrays:
+                    raise StoreError("refusing to store an empty set of arrays")
+                sha = sha or sha256_of_arrays(arrays)
+                uri = uri_for(sha)
+                out.append((uri, sha))
+                final = self.root / uri
+                if sha in pending:
+                    continue
+                if final.is_file():
+                    # Refresh the mtime so a concurrent `gc` (which spares young files) leaves
+                    # it for the row the caller is about to insert.
+                    os.utime(final)
+                    continue
+                folder = final.parent
+                if not folder.is_dir():
+                    folder.mkdir(parents=True, exist_ok=True)
+                    _fsync_dir(folder.parent)
+                temp = folder / f".{sha}{SUFFIX}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}"
+                pending[sha] = (temp, final)
+                write_arrays(temp, arrays, attrs, compression=compression)
+                _fsync_file(temp)
+            for temp, final in pending.values():
+                os.replace(temp, final)
         except BaseException:
-            temp.unlink(missing_ok=True)
+            for temp, _ in pending.values():
+                temp.unlink(missing_ok=True)
             raise
-        _fsync_dir(folder)
-        return uri, sha
+        for folder in sorted({final.parent for _, final in pending.values()}):
+            _fsync_dir(folder)
+        return out
 
     def get(self, uri: str, verify: bool = False) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """(arrays, attrs) of the file `uri`; with verify=True re-hash against the uri's sha."""

@@ -108,3 +108,46 @@ def test_same_content_under_two_methods(session, store, synthetic) -> None:
         b = save_hamiltonian(session, store, ham, kind="dft", method="b")
     assert a.structure_id == b.structure_id and a.uri == b.uri and a.id != b.id
     assert len(list(store.iter_files())) == 1
+
+
+def test_predictions_are_stored_in_single_precision_with_lzf(session, store, synthetic) -> None:
+    import h5py
+
+    from hamdb.db.models import ModelRow, ModelVersionRow
+
+    ham = synthetic("soc", True)
+    with session.begin():
+        model = ModelRow(name="m")
+        session.add(model)
+        session.flush()
+        version = ModelVersionRow(
+            model_id=model.id, version=1, weights_uri="x", weights_sha256="0" * 64, config={}
+        )
+        session.add(version)
+        session.flush()
+        pred = save_hamiltonian(
+            session, store, ham, kind="predicted", method="model:m@1", model_version_id=version.id
+        )
+        dft = save_hamiltonian(session, store, ham, kind="dft", method="test-lcao")
+    with h5py.File(store.path(pred.uri)) as f:
+        assert f["h"].dtype == np.complex64 and f["h"].compression == "lzf"
+        assert f.attrs["dtype"] == "complex64" and f["s"].dtype == np.float64
+    back = load_hamiltonian(session, store, pred.id, verify=True)
+    assert np.abs(back.h - ham.h).max() <= 1e-6 * np.abs(ham.h).max()
+    assert np.array_equal(back.s, ham.s)
+    exact = load_hamiltonian(session, store, dft.id, verify=True)
+    assert exact.h.dtype == np.complex128 and np.array_equal(exact.h, ham.h)
+
+
+def test_rows_sharing_a_file_keep_their_own_electron_count(session, store, synthetic) -> None:
+    """Content addressing hashes the arrays only: equal arrays with another electron count
+    (or Fermi level) share the file, and each row loads with its own."""
+    ham = synthetic("none")
+    charged = ham.with_h(ham.h, n_electrons=ham.n_electrons - 1, fermi_level_ev=-0.5)
+    with session.begin():
+        a = save_hamiltonian(session, store, ham, kind="dft", method="a")
+        b = save_hamiltonian(session, store, charged, kind="dft", method="charged")
+    assert a.uri == b.uri
+    assert load_hamiltonian(session, store, a.id).n_electrons == ham.n_electrons
+    back = load_hamiltonian(session, store, b.id)
+    assert back.n_electrons == ham.n_electrons - 1 and back.fermi_level_ev == -0.5

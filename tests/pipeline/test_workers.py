@@ -295,3 +295,47 @@ def test_run_starts_independent_claimers_on_postgresql(
     stats = run(project, options, workers=2, factory=factory)
     assert stats.done == 40 and stats.worker_id == "2 processes"
     _check_consistent(session, project, model_version_id, 40, all_done=True)
+
+
+def test_a_structure_predicted_meanwhile_is_dropped_alone(
+    project: Any, session: Session, model_version_id: int
+):
+    """A row for a claimed structure appears between claim and commit (e.g. `hamdb predict 7`
+    by hand): the bulk insert of the batch collides, and the batch falls back to one savepoint
+    per job, so only that job loses its result and every other one is committed."""
+    from stub_model import StubPredictor
+
+    from hamdb.db.models import StructureRow
+    from hamdb.io.catalog import save_hamiltonian
+    from hamdb.pipeline.workers import model_method, structure_of
+    from hamdb.store.store import HamiltonianStore
+
+    ids = add_structures(session, 6)
+    session.commit()
+
+    class ByHand(StubPredictor):
+        """Predicts the batch, and meanwhile someone stores structure ids[2] by hand."""
+
+        def predict(self, structures):
+            out = super().predict(structures)
+            if len(structures) > 1:
+                with Session(make_engine(project.database_url)) as other, other.begin():
+                    row = other.get(StructureRow, ids[2])
+                    (ham,) = StubPredictor(model_version_id).predict(
+                        [structure_of(row.structure_json)]
+                    )
+                    save_hamiltonian(
+                        other, HamiltonianStore(project.store_path), ham,
+                        structure_id=ids[2], kind="predicted",
+                        method=model_method(other, model_version_id),
+                        model_version_id=model_version_id,
+                    )  # fmt: skip
+            return out
+
+    options = WorkerOptions(model=str(model_version_id), batch=6, lease_s=5.0)
+    with claims.writer_lock(project.database_url):
+        stats = run_worker(project, options, lambda p, spec: ByHand(int(spec)))
+    assert (stats.done, stats.lost_leases, stats.failed) == (5, 1, 0)
+    session.rollback()
+    rows = session.execute(select(HamiltonianRow.structure_id)).scalars().all()
+    assert sorted(rows) == sorted(ids)  # five by the worker, one by hand, none twice

@@ -150,3 +150,40 @@ def test_failed_write_leaves_no_file(tmp_path):
         store.put({"a": np.zeros(3)}, {"bad": {1, 2}})
     assert list(store.iter_files()) == []
     assert list(store.iter_temp_files()) == []
+
+
+def test_put_many_stores_all_durably_once_each(tmp_path):
+    store = HamiltonianStore(tmp_path)
+    first, _ = store.put(soc_arrays(1), ATTRS)
+    items = [(soc_arrays(s), ATTRS, None) for s in (1, 2, 3, 2)]  # 1 stored, 2 twice
+    given = sha256_of_arrays(soc_arrays(3))
+    items[2] = (soc_arrays(3), ATTRS, given)
+    out = store.put_many(items, compression="lzf")
+    assert [sha for _, sha in out] == [sha256_of_arrays(a) for a, _, _ in items]
+    assert out[0][0] == first and out[1] == out[3] and out[2][1] == given
+    assert sorted(store.iter_files()) == sorted({uri for uri, _ in out})
+    assert list(store.iter_temp_files()) == []
+    for uri, _ in out:
+        arrays, _ = store.get(uri, verify=True)
+        assert arrays["h"].dtype == np.complex128
+
+
+def test_put_many_failing_midway_renames_nothing(tmp_path):
+    """A batch is all or nothing on disk: no file of it is final until every one is written,
+    so no row can ever be inserted for a half-written batch."""
+    store = HamiltonianStore(tmp_path)
+    items = [(soc_arrays(1), ATTRS, None), ({"a": np.zeros(3)}, {"bad": {1, 2}}, None)]
+    with pytest.raises(StoreError):
+        store.put_many(items)
+    assert list(store.iter_files()) == []
+    assert list(store.iter_temp_files()) == []
+
+
+def test_put_keeps_its_compression_per_call(tmp_path):
+    import h5py
+
+    store = HamiltonianStore(tmp_path)  # gzip by default
+    gz, _ = store.put(soc_arrays(1), ATTRS)
+    lzf, _ = store.put(soc_arrays(2), ATTRS, compression="lzf")
+    with h5py.File(store.path(gz)) as f, h5py.File(store.path(lzf)) as g:
+        assert f["h"].compression == "gzip" and g["h"].compression == "lzf"
