@@ -1,12 +1,16 @@
 """`hamdb predict --pending` throughput: structures/s on 1 and 2 worker processes, on SQLite
-and PostgreSQL, for 2-20-atom cells, and where the time goes (graph, model, store, DB).
+and PostgreSQL, for 2-20-atom cells, and where the time goes.
 
 Each case runs in a fresh project (a temporary SQLite file, or a PostgreSQL schema dropped
 afterwards) holding the same N random crystals made of elements the model knows, with the
-model imported from models/<name>. Targets (issue 8): >= 5 structures/s per core with the
-shipped model, database + store <= 10% of the time. Printed, never asserted.
+model imported from models/<name>. The workers report claim / model / check / store / db
+seconds; the model stage is then split in this process over the same crystals into exact
+overlap, graph build, network forward and assembly, with the model's size. Targets (issue 8):
+>= 5 structures/s per core with the shipped model, database + store <= 10% of the time.
+Printed, never asserted.
 
-    OMP_NUM_THREADS=1 python bench/predict.py [--n 60] [--model-dir models/hamdb-small]
+    OMP_NUM_THREADS=1 python bench/predict.py [--n 60] [--batch 8] [--model-dir models/hamdb-small]
+        [--workers 1,2] [--no-postgres]
 """
 
 from __future__ import annotations
@@ -84,17 +88,44 @@ def make_project(root: Path, url: str, model_dir: Path, crystals: list) -> objec
     return project
 
 
-def graph_seconds(model_dir: Path, crystals: list) -> float:
-    """Time of the graph build alone (neighbour lists + torch-geometric Data) for `crystals`."""
+def model_stages(model_dir: Path, crystals: list) -> dict[str, float]:
+    """Seconds of the model stage's parts over `crystals`, one structure at a time, as
+    `Predictor.predict` runs them: exact overlap (GPAW's tables, cached per element set),
+    graph build, network forward (all parts of the model), assembly of H."""
+    import torch
+
     from hamdb.ml.data import make_graph
     from hamdb.ml.inference import Predictor
+    from hamdb.ml.network_io import run_network
 
+    torch.set_num_threads(1)
     predictor = Predictor.from_path(model_dir)
-    l_pairs = predictor.bundle.nets["nonsoc"].cfg.l_pairs
-    start = time.perf_counter()
+    nets = predictor.bundle.nets
+    l_pairs = nets["nonsoc"].cfg.l_pairs
+    exact = predictor.use_exact_overlap()
+    names = [n for n in nets if n != "overlap" or not exact]
+    out = dict.fromkeys(("overlap", "graph", "forward", "assemble"), 0.0)
+    edges = elements = 0
     for s in crystals:
-        make_graph(s, predictor.basis, predictor.edges_for(s), l_pairs)
-    return time.perf_counter() - start
+        t0 = time.perf_counter()
+        ref = predictor.reference_overlap(s) if exact else None
+        t1 = time.perf_counter()
+        graph, layout = make_graph(
+            s, predictor.basis, ref.edges if ref is not None else predictor.edges_for(s), l_pairs
+        )
+        t2 = time.perf_counter()
+        with torch.inference_mode():
+            outputs = {n: run_network(nets[n], [graph], 1) for n in names}
+        t3 = time.perf_counter()
+        ham = predictor._assemble(0, s, layout, outputs, ref.s if ref is not None else None)
+        t4 = time.perf_counter()
+        for key, dt in zip(out, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+            out[key] += dt
+        edges += ham.n_edges
+        elements += ham.h.size
+    out["edges_per_structure"] = edges / len(crystals)
+    out["h_elements_per_structure"] = elements / len(crystals)
+    return out
 
 
 def run_case(project: object, workers: int, batch: int) -> dict:
@@ -112,6 +143,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--model-dir", type=Path, default=None)
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--workers", default="1,2", help="worker counts, comma-separated")
     args = parser.parse_args()
     model_dir = args.model_dir or next(
         (p for p in sorted((REPO / "models").iterdir()) if (p / "model.pt").is_file()), None
@@ -129,12 +161,19 @@ def main() -> None:
         f"{min(n_atoms)}-{max(n_atoms)} atoms (mean {np.mean(n_atoms):.1f}); "
         f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, {os.cpu_count()} cores"
     )
-    graph_s = graph_seconds(model_dir, crystals)
-    print(f"graph build alone: {graph_s / args.n * 1000:.1f} ms/structure")
+    import hashlib
+
+    sha = hashlib.sha256((model_dir / "model.pt").read_bytes()).hexdigest()[:12]
+    params = {
+        n: sum(p.numel() for p in net.parameters()) for n, net in predictor.bundle.nets.items()
+    }
+    print(
+        f"model.pt sha256 {sha}…, parameters " + ", ".join(f"{n} {k:,}" for n, k in params.items())
+    )
     backends = ["sqlite"] + ([] if args.no_postgres else ["postgresql"])
     results = []
     for backend in backends:
-        for workers in (1, 2):
+        for workers in (int(w) for w in args.workers.split(",")):
             with tempfile.TemporaryDirectory(prefix="hamdb-bench-") as tmp:
                 schema = None
                 if backend == "sqlite":
@@ -164,14 +203,25 @@ def main() -> None:
             results.append(r)
             frac = r["fraction"]
             per_core = r["structures_per_s"] / workers
-            graph_share = graph_s / max(sum(r["seconds"].values()), 1e-9)
             print(
                 f"{backend:10} {workers} worker(s): {r['done']:>4} done {r['failed']:>3} failed "
-                f"{r['structures_per_s']:6.2f} structures/s ({per_core:.2f}/core)  "
-                f"model {100 * frac['model']:.0f}% (graph ~{100 * graph_share:.0f}% of all) "
+                f"{r['structures_per_s']:6.3f} structures/s ({per_core:.3f}/core)  "
+                f"model {100 * frac['model']:.1f}% check {100 * frac.get('check', 0):.1f}% "
                 f"store {100 * frac['store']:.1f}% "
-                f"db+claim {100 * (frac['db'] + frac['claim']):.1f}%"
+                f"db+claim {100 * (frac['db'] + frac['claim']):.1f}%",
+                flush=True,
             )
+    stages = model_stages(model_dir, crystals)
+    total = sum(stages[k] for k in ("overlap", "graph", "forward", "assemble"))
+    print(
+        f"model stage, one structure at a time in this process: {total / args.n:.2f} s/structure "
+        + ", ".join(
+            f"{k} {stages[k] / args.n:.3f} s ({100 * stages[k] / total:.0f}%)"
+            for k in ("overlap", "graph", "forward", "assemble")
+        )
+        + f"; {stages['edges_per_structure']:.0f} edges, "
+        f"{stages['h_elements_per_structure'] / 1e6:.2f} M elements of h per structure"
+    )
     print("target: >= 5 structures/s per core; store + db <= 10%")
     if os.environ.get("BENCH_JSON"):
         print(json.dumps(results))
