@@ -76,7 +76,7 @@ def select_structures(
         query = query.where(StructureRow.id.in_(list(ids)))
     if where is not None:
         for el in where.elements:
-            query = query.where(StructureRow.elements_key.like(f"%-{el}-%"))
+            query = query.where(StructureRow.has_element(el))
         if where.formula is not None:
             query = query.where(StructureRow.reduced_formula == normalise_formula(where.formula))
         if where.spacegroup is not None:
