@@ -186,7 +186,7 @@ def _analyse(
     periodic = [a for a in range(3) if a != vacuum]
     recip = np.asarray(H.structure.lattice.reciprocal_lattice.abc, dtype=float)
     t0 = time.perf_counter()
-    gap = band_gap(problem, recip, periodic, spacing=s.mesh_spacing)
+    gap = band_gap(problem, recip, periodic, spacing=s.mesh_spacing, structure=H.structure)
     timing["gap"] = time.perf_counter() - t0
 
     planes: list[PlaneResult] = []
