@@ -9,36 +9,41 @@
 Both are blocked by reduced formula + space-group number (symprec 0.1 Å, angle tolerance 5°,
 computed with moyopy, a fast Rust implementation of spglib's algorithm).
 
-Inside a block, cheap necessary conditions run before any fit, cheapest first:
+Inside a block, cheap necessary conditions run before any comparison, vectorised over the
+block's rows (`Block`):
   1. volume per atom (invariant under rotation, translation, permutation and supercells): a
      tight fit changes lattice lengths by ≤ 2 %, so rows whose volume per atom differs by more
-     than `VOLUME_TOLERANCE` (log ratio) are skipped, vectorised over the whole block;
+     than `VOLUME_TOLERANCE` (log ratio) are skipped;
   2. the number of sites of the primitive cell (from the same moyopy call as the space group);
-  3. the sorted Niggli lengths of the primitive cell (the successive minima of the lattice,
-     from moyopy's un-idealised primitive basis): a fit maps the stored lattice onto the new
-     one's reduced basis within a factor 1 + ltol, which bounds their ratio exactly on one
-     side (LENGTH_BOUNDS_*; for the material level after removing the volume scale).
-Reduced cells (pymatgen's own reduction: Niggli, then primitive) are computed only for a
-structure that reaches step 3, once, and cached; fits call StructureMatcher's matching step
-on those cached cells, skipping the per-call copies and reductions of `fit` (the equivalence is
-tested against the public `fit`). For the material level only each group's founder is tried.
+  3. the sorted Niggli lengths of the primitive cell (its successive minima): a fit maps the
+     stored lattice onto the new one's reduced basis within a factor 1 + ltol, which bounds
+     their ratio exactly on one side (LENGTH_BOUNDS_*; for the material level after removing
+     the volume scale).
+A pair that passes is decided by structure_compare.compare, StructureMatcher's own test
+redone in numpy on the primitive cells, which answers True, False, or "unsure"; only then
+does pymatgen's StructureMatcher run (on reduced cells computed once per crystal and
+cached), so its verdict stays the reference. For the material level only each group's
+founder is tried.
 
-Scaling: a new structure in a block of n rows with g material groups costs O(n) float
-comparisons, a fit per row that passes the filters (rows within 2-4 % in every reduced
-length: a number set by how densely the block is sampled, not by n), and at most g material
-fits.
+Scaling: a new structure in a block of n rows with g material groups costs O(n + g) vectorised
+float comparisons, a comparison per row that passes the filters (rows within 2-4 % in every
+reduced length: a number set by how densely the block is sampled, not by n), and at most one
+per founder that passes them.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from hamdb.errors import InputError
+from hamdb.io.structure_cells import Cell, Minima, cell_from_dict, minima_basis, primitive_cell
+from hamdb.io.structure_compare import MatchCell, Tolerances, compare
 
 if TYPE_CHECKING:
     from pymatgen.analysis.structure_matcher import StructureMatcher
@@ -54,6 +59,8 @@ SAME_STRUCTURE = {
     "scale": False,
 }
 SAME_MATERIAL = {"ltol": 0.2, "stol": 0.3, "angle_tol": 5.0, "primitive_cell": True, "scale": True}
+TIGHT = Tolerances(0.02, 0.05, 0.5, scale=False)
+LOOSE = Tolerances(0.2, 0.3, 5.0, scale=True)
 #: |log(volume-per-atom ratio)| above which two structures cannot be the same (ltol 2 % on
 #: three lengths is ≤ 6 %, plus the angle tolerance; a wide margin loses no match).
 VOLUME_TOLERANCE = 0.10
@@ -70,24 +77,38 @@ _NORMAL_VOLUME_PER_SITE = 10.0
 
 @dataclass(frozen=True)
 class Symmetry:
-    """What one moyopy call tells: space-group number, primitive size, primitive lattice."""
+    """What one moyopy call tells: space-group number, primitive size, and `linear`, the
+    matrix whose columns are the primitive basis in the input basis (moyopy's
+    prim_std_linear, before idealisation)."""
 
     number: int
     n_primitive: int
-    primitive_lattice: np.ndarray  # rows are vectors (Å), not idealised
+    linear: np.ndarray
+
+    def primitive_lattice(self, lattice: np.ndarray) -> np.ndarray:
+        """Rows: the primitive cell vectors (Å) of a structure with these `lattice` rows."""
+        return self.linear.T @ lattice
 
 
-def symmetry_of(structure: Structure) -> Symmetry:
+@functools.cache
+def _quiet_moyopy() -> None:
+    # moyopy logs a warning per non-primitive input about operations it leaves out of the
+    # input-cell basis; hamdb uses only the space-group number and the primitive cell.
+    # (Once: each setLevel clears the logging module's caches.)
+    logging.getLogger("moyo").setLevel(logging.ERROR)
+
+
+def symmetry_of(crystal: Structure | Cell) -> Symmetry:
     """Symmetry at symprec 0.1 Å, angle tolerance 5°; InputError if the search fails."""
     import moyopy
 
-    # moyopy logs a warning per non-primitive input about operations it leaves out of the
-    # input-cell basis; hamdb uses only the space-group number and the primitive cell.
-    logging.getLogger("moyo").setLevel(logging.ERROR)
-    matrix = structure.lattice.matrix
-    cell = moyopy.Cell(
-        matrix.tolist(), structure.frac_coords.tolist(), [sp.Z for sp in structure.species]
-    )
+    _quiet_moyopy()
+    if isinstance(crystal, Cell):
+        cell = moyopy.Cell(crystal.lattice, crystal.frac, crystal.numbers.tolist())
+    else:
+        cell = moyopy.Cell(
+            crystal.lattice.matrix, crystal.frac_coords, [sp.Z for sp in crystal.species]
+        )
     try:
         data = moyopy.MoyoDataset(
             cell, symprec=SYMPREC, angle_tolerance=math.radians(ANGLE_TOLERANCE_DEG)
@@ -96,60 +117,8 @@ def symmetry_of(structure: Structure) -> Symmetry:
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
         raise InputError(f"symmetry search failed ({exc})") from None
-    # prim_std_linear takes the input basis (columns) to the primitive one, before moyopy
-    # idealises it: the primitive lattice of the structure as it is.
-    primitive = (matrix.T @ np.asarray(data.prim_std_linear, dtype=float)).T
-    return Symmetry(int(data.number), len(data.prim_std_cell.numbers), primitive)
-
-
-_COMBINATIONS = np.array(
-    [
-        (i, j, k)
-        for i in range(-3, 4)
-        for j in range(-3, 4)
-        for k in range(-3, 4)
-        if (i, j, k) != (0, 0, 0)
-    ],
-    dtype=float,
-)
-
-
-def successive_minima(lattice: np.ndarray) -> np.ndarray:
-    """λ1 ≤ λ2 ≤ λ3 (Å): the lengths of the shortest three independent lattice vectors.
-
-    In 3D these are the lengths of the Niggli (Buerger) cell, and they are continuous in the
-    lattice, which makes them a safe pre-filter. A few Lagrange–Gauss reduction sweeps make
-    the basis near-reduced, then small integer combinations are enumerated.
-    """
-    basis = np.array(lattice, dtype=float)
-    for _ in range(8):
-        changed = False
-        for i in range(3):
-            for j in range(3):
-                if i == j:
-                    continue
-                k = round(float(basis[i] @ basis[j]) / float(basis[j] @ basis[j]))
-                if k:
-                    basis[i] -= k * basis[j]
-                    changed = True
-        if not changed:
-            break
-    vectors = _COMBINATIONS @ basis
-    lengths = np.einsum("ij,ij->i", vectors, vectors)
-    order = np.argsort(lengths, kind="stable")
-    first = vectors[order[0]]
-    scale = float(lengths[order[0]])
-    second = third = None
-    for index in order[1:]:
-        v = vectors[index]
-        if second is None:
-            if np.linalg.norm(np.cross(first, v)) > 1e-6 * scale:
-                second = v
-        elif abs(float(np.cross(first, second) @ v)) > 1e-6 * scale**1.5:
-            third = v
-            break
-    assert second is not None and third is not None
-    return np.sqrt([scale, float(second @ second), float(third @ third)])
+    linear = np.asarray(data.prim_std_linear, dtype=float)
+    return Symmetry(int(data.number), len(data.prim_std_cell.numbers), linear)
 
 
 def reduced_structure(structure: Structure, primitive: bool = True) -> Structure:
@@ -171,32 +140,125 @@ def reduced_structure(structure: Structure, primitive: bool = True) -> Structure
 
 
 class Crystal:
-    """A structure with what matching needs, each computed at most once."""
+    """A structure with what matching needs, each part computed at most once.
+
+    Built from arrays (`cell`, plain structures) and/or a pymatgen Structure, or from a stored
+    `structure_json` payload. Pickles without pymatgen objects (workers send it back), which
+    are rebuilt from the payload when the StructureMatcher fallback needs them.
+    """
 
     __slots__ = (
+        "_match",
+        "_minima",
         "_normalized",
         "_reduced",
+        "_structure",
+        "_symmetry",
+        "cell",
         "lengths",
-        "n_primitive",
-        "structure",
+        "n_sites",
+        "payload",
         "volume_per_atom",
     )
 
-    def __init__(self, structure: Structure, symmetry: Symmetry | None = None) -> None:
-        symmetry = symmetry if symmetry is not None else symmetry_of(structure)
-        self.structure = structure
-        self.volume_per_atom = structure.volume / len(structure)
-        self.n_primitive = symmetry.n_primitive
-        #: Sorted Niggli lengths of the primitive cell (Å).
-        self.lengths = successive_minima(symmetry.primitive_lattice)
+    def __init__(
+        self,
+        cell: Cell | None,
+        *,
+        structure: Structure | None = None,
+        payload: dict[str, Any] | None = None,
+        symmetry: Symmetry | None = None,
+    ) -> None:
+        if cell is None and structure is None and payload is None:
+            raise ValueError("a Crystal needs a cell, a structure or a payload")
+        self.cell = cell
+        self._structure = structure
+        self.payload = payload
+        if cell is not None:
+            self.n_sites = len(cell)
+            volume = cell.volume
+        else:
+            source = self.structure
+            self.n_sites = len(source)
+            volume = source.volume
+        self.volume_per_atom = volume / self.n_sites
+        self._symmetry = symmetry
+        #: Sorted Niggli lengths (Å) of the primitive cell, once the symmetry is known.
+        self.lengths: np.ndarray | None = None
+        self._minima: Minima | None = None
+        self._match: MatchCell | bool | None = None
         self._reduced: Structure | None = None
         self._normalized: Structure | None = None
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> Crystal:
+        """A crystal for a stored row (its `structure_json`)."""
+        return cls(cell_from_dict(payload), payload=payload)
+
+    def __getstate__(self) -> dict[str, Any]:
+        kept = ("cell", "payload", "_symmetry", "_minima", "lengths", "n_sites", "volume_per_atom")
+        state = {name: getattr(self, name) for name in kept}
+        if self.cell is None and self.payload is None:
+            state["payload"] = self.structure.as_dict()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name in self.__slots__:
+            setattr(self, name, state.get(name))
+
+    @property
+    def structure(self) -> Structure:
+        """The pymatgen Structure (rebuilt from the payload or the arrays if need be)."""
+        if self._structure is None:
+            from pymatgen.core import Structure
+
+            if self.payload is not None:
+                self._structure = Structure.from_dict(self.payload)
+            else:
+                assert self.cell is not None
+                cell = self.cell
+                self._structure = Structure(cell.lattice, cell.numbers.tolist(), cell.frac)
+        return self._structure
+
+    @property
+    def symmetry(self) -> Symmetry:
+        if self._symmetry is None:
+            self._symmetry = symmetry_of(self.cell if self.cell is not None else self.structure)
+        return self._symmetry
+
+    @property
+    def n_primitive(self) -> int:
+        return self.symmetry.n_primitive
+
+    @property
+    def _lattice(self) -> np.ndarray:
+        return self.cell.lattice if self.cell is not None else self.structure.lattice.matrix
+
+    def prepare(self) -> None:
+        """Compute the symmetry and the reduced lengths (what the block filters need)."""
+        if self.lengths is None:
+            self._minima = minima_basis(self.symmetry.primitive_lattice(self._lattice))
+            self.lengths = self._minima.lengths
+
+    def match_cell(self) -> MatchCell | None:
+        """The primitive cell for structure_compare, or None (not plain, or its primitive
+        cell could not be rebuilt from moyopy's translations)."""
+        if self._match is None:
+            self._match = False
+            if self.cell is not None:
+                symmetry = self.symmetry
+                primitive = primitive_cell(self.cell, symmetry.linear, symmetry.n_primitive)
+                if primitive is not None:
+                    self.prepare()
+                    assert self._minima is not None
+                    self._match = MatchCell(primitive, self._minima)
+        return self._match or None
 
     def reduced(self) -> Structure:
         """Niggli-reduced primitive cell (what StructureMatcher compares)."""
         if self._reduced is None:
             self._reduced = reduced_structure(
-                self.structure, primitive=self.n_primitive != len(self.structure)
+                self.structure, primitive=self.n_primitive != self.n_sites
             )
         return self._reduced
 
@@ -216,39 +278,74 @@ def _fits(matcher: StructureMatcher, one: Structure, other: Structure) -> bool:
     return found is not None and found[0] <= matcher.stol
 
 
-def _close(mine: Crystal, stored: Crystal, bounds: tuple[float, float], *, scaled: bool) -> bool:
-    """Necessary condition for `fit(stored, mine)`: the same primitive size and sorted
-    reduced lengths within `bounds` (see LENGTH_BOUNDS_STRUCTURE)."""
-    if mine.n_primitive != stored.n_primitive:
-        return False
-    ratio = np.log(stored.lengths / mine.lengths)
-    if scaled:  # compare shapes only: remove the common volume scale
-        ratio -= math.log(stored.volume_per_atom / mine.volume_per_atom) / 3
-    upper, lower = bounds
-    return bool(np.all(ratio <= upper) and np.all(ratio >= -lower))
+class _Table:
+    """Crystals with their filter quantities in growing arrays: log volume per atom,
+    primitive size and log reduced lengths, so a block is filtered in a few numpy calls.
+    The last two are filled when a query first needs them (NaN until then): a crystal alone
+    in its block never pays for its symmetry analysis here."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[Crystal, object]] = []
+        self._numbers = np.empty((8, 5))  # log volume, n_primitive, log λ1, log λ2, log λ3
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def add(self, crystal: Crystal, key: object) -> None:
+        n = len(self.rows)
+        if n == len(self._numbers):
+            self._numbers = np.resize(self._numbers, (2 * n, 5))
+        self._numbers[n] = math.nan
+        self._numbers[n, 0] = math.log(crystal.volume_per_atom)
+        if crystal.lengths is not None:
+            self._fill(n, crystal)
+        self.rows.append((crystal, key))
+
+    def _fill(self, index: int, crystal: Crystal) -> None:
+        crystal.prepare()
+        assert crystal.lengths is not None
+        self._numbers[index, 1] = crystal.n_primitive
+        self._numbers[index, 2:] = np.log(crystal.lengths)
+
+    def near(self, crystal: Crystal, bounds: tuple[float, float], *, scaled: bool) -> np.ndarray:
+        """Indices of the rows that pass the filters for `crystal`, closest volume first."""
+        table = self._numbers[: len(self.rows)]
+        gaps = table[:, 0] - math.log(crystal.volume_per_atom)
+        keep = np.ones(len(table), dtype=bool) if scaled else np.abs(gaps) <= VOLUME_TOLERANCE
+        if not keep.any():
+            return np.flatnonzero(keep)
+        for index in np.flatnonzero(keep & np.isnan(table[:, 1])):
+            self._fill(int(index), self.rows[index][0])
+        keep &= table[:, 1] == crystal.n_primitive
+        if not keep.any():
+            return np.flatnonzero(keep)
+        crystal.prepare()
+        assert crystal.lengths is not None
+        ratio = table[:, 2:] - np.log(crystal.lengths)
+        if scaled:  # compare shapes only: remove the common volume scale
+            ratio -= gaps[:, None] / 3
+        upper, lower = bounds
+        keep &= np.all(ratio <= upper, axis=1) & np.all(ratio >= -lower, axis=1)
+        found = np.flatnonzero(keep)
+        return found[np.argsort(np.abs(gaps[found]), kind="stable")]
 
 
 class Block:
-    """The crystals of one (reduced formula, space group) block, in insertion order, with their
-    log volumes per atom in a growing array and the material founders apart."""
+    """The crystals of one (reduced formula, space group) block, in insertion order, and
+    the material founders apart."""
 
     def __init__(self) -> None:
-        self.members: list[tuple[Crystal, object]] = []
-        self.founders: list[tuple[Crystal, object]] = []
-        self._log_volumes = np.empty(4)
+        self.members = _Table()
+        self.founders = _Table()
 
     def __len__(self) -> int:
         return len(self.members)
 
     def add(self, crystal: Crystal, key: object, *, founder: bool) -> None:
         """Add a crystal; `key` is what `match` gives back for it (e.g. a row handle)."""
-        n = len(self.members)
-        if n == len(self._log_volumes):
-            self._log_volumes = np.resize(self._log_volumes, 2 * n)
-        self._log_volumes[n] = math.log(crystal.volume_per_atom)
-        self.members.append((crystal, key))
+        self.members.add(crystal, key)
         if founder:
-            self.founders.append((crystal, key))
+            self.founders.add(crystal, key)
 
 
 @dataclass
@@ -260,30 +357,50 @@ class Match:
 
 
 class Matcher:
-    """Decides identity inside a block, counting the fits it needed."""
+    """Decides identity inside a block, counting the numpy comparisons (`compared`) and the
+    StructureMatcher fits they left undecided (`fits`)."""
 
     def __init__(self) -> None:
+        self._tight: StructureMatcher | None = None
+        self._loose: StructureMatcher | None = None
+        self.compared = 0
+        self.fits = 0
+
+    def _reference(self, tolerances: Tolerances) -> StructureMatcher:
         from pymatgen.analysis.structure_matcher import StructureMatcher
 
-        self.tight = StructureMatcher(**SAME_STRUCTURE)
-        self.loose = StructureMatcher(**SAME_MATERIAL)
-        self.fits = 0
+        if tolerances is TIGHT:
+            if self._tight is None:
+                self._tight = StructureMatcher(**SAME_STRUCTURE)
+            return self._tight
+        if self._loose is None:
+            self._loose = StructureMatcher(**SAME_MATERIAL)
+        return self._loose
+
+    def same(self, stored: Crystal, new: Crystal, tolerances: Tolerances) -> bool:
+        """StructureMatcher(tolerances).fit(stored, new), by numpy where it is sure."""
+        mine, theirs = stored.match_cell(), new.match_cell()
+        if mine is not None and theirs is not None:
+            self.compared += 1
+            verdict = compare(mine, theirs, tolerances)
+            if verdict is not None:
+                return verdict
+        self.fits += 1
+        if tolerances.scale:
+            return _fits(self._reference(tolerances), stored.normalized(), new.normalized())
+        return _fits(self._reference(tolerances), stored.reduced(), new.reduced())
 
     def match(self, crystal: Crystal, block: Block | None) -> Match:
         if block is None or not len(block):
             return Match()
-        gaps = np.abs(block._log_volumes[: len(block)] - math.log(crystal.volume_per_atom))
-        for index in np.argsort(gaps, kind="stable"):
-            if gaps[index] > VOLUME_TOLERANCE:
-                break
-            other, key = block.members[index]
-            if _close(crystal, other, LENGTH_BOUNDS_STRUCTURE, scaled=False):
-                self.fits += 1
-                if _fits(self.tight, other.reduced(), crystal.reduced()):
-                    return Match(same=key)
-        for other, key in block.founders:
-            if _close(crystal, other, LENGTH_BOUNDS_MATERIAL, scaled=True):
-                self.fits += 1
-                if _fits(self.loose, other.normalized(), crystal.normalized()):
-                    return Match(material=key)
+        members = block.members
+        for index in members.near(crystal, LENGTH_BOUNDS_STRUCTURE, scaled=False):
+            other, key = members.rows[index]
+            if self.same(other, crystal, TIGHT):
+                return Match(same=key)
+        founders = block.founders
+        for index in founders.near(crystal, LENGTH_BOUNDS_MATERIAL, scaled=True):
+            other, key = founders.rows[index]
+            if self.same(other, crystal, LOOSE):
+                return Match(material=key)
         return Match()

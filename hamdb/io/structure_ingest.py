@@ -17,8 +17,10 @@ pulled into the block cache at the start of each batch. On SQLite, one writer at
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,8 +31,10 @@ from sqlalchemy.orm import Session
 
 from hamdb.db.models import StructureRow, StructureSourceRow, elements_key
 from hamdb.errors import InputError
+from hamdb.io.structure_cells import PlainCrystal, plain_crystal, structure_dict
 from hamdb.io.structure_identity import Block, Crystal, Match, Matcher, symmetry_of
-from hamdb.io.structures import RawFile, ReadFailure, validate_structure
+from hamdb.io.structure_rows import NewStructure, to_json, write_structures
+from hamdb.io.structures import RawFile, ReadFailure, validate_cell, validate_structure
 
 if TYPE_CHECKING:
     from pymatgen.core import Structure
@@ -40,14 +44,16 @@ DEFAULT_BATCH_SIZE = 500
 INGEST_LOCK_KEY = 0x68616D6462_01
 
 BlockKey = tuple[str, int]
-Item = tuple["Structure", str, str] | ReadFailure
+Item = tuple["Structure | PlainCrystal", str, str] | ReadFailure
 
 
 @dataclass
 class Prepared:
-    """A validated structure with its indexed columns and JSON, ready to match and insert.
+    """A validated structure with its indexed columns and its JSON (as text), ready to match
+    and insert.
 
-    Made by `prepare` (possibly in a worker process, hence picklable).
+    Made by `prepare` (possibly in a worker process, hence picklable and free of pymatgen
+    objects once pickled).
     """
 
     crystal: Crystal
@@ -56,52 +62,97 @@ class Prepared:
     reduced_formula: str
     spacegroup_number: int
     elements: list[str]
-    structure_json: dict[str, Any]
+    structure_text: str
 
     @property
     def block(self) -> BlockKey:
         return (self.reduced_formula, self.spacegroup_number)
 
-    def row(self) -> StructureRow:
-        return StructureRow(
+    def new_row(self, founder: _Entry | None) -> NewStructure:
+        """The `structures` row to insert, in `founder`'s group (None: a group of its own)."""
+        return NewStructure(
             reduced_formula=self.reduced_formula,
             spacegroup_number=self.spacegroup_number,
-            n_sites=len(self.crystal.structure),
+            n_sites=self.crystal.n_sites,
             elements=self.elements,
+            elements_text=to_json(self.elements),
             elements_key=elements_key(self.elements),
-            structure_json=self.structure_json,
+            structure_text=self.structure_text,
+            material_id=None if founder is None or founder.row is not None else founder.material_id,
+            founder=None if founder is None else founder.row,
         )
 
 
+@functools.lru_cache(maxsize=65536)
+def _reduced_formula(counts: tuple[tuple[str, int], ...]) -> str:
+    """pymatgen's reduced formula of a composition given as sorted (symbol, count) pairs."""
+    from pymatgen.core import Composition
+
+    return Composition(dict(counts)).reduced_formula
+
+
 def prepare(
-    structure: Structure, source: str, source_id: str, timings: dict[str, float] | None = None
+    structure: Structure | PlainCrystal,
+    source: str,
+    source_id: str,
+    timings: dict[str, float] | None = None,
+    *,
+    analyse: bool = True,
 ) -> Prepared | ReadFailure:
     """Validate one structure, find its symmetry and serialise it; a ReadFailure says why not.
 
-    `timings` (seconds per stage) is added to when given.
+    `structure` may come as a PlainCrystal (what ingest ships to worker processes: cheaper
+    to pickle than a Structure). `analyse` also computes what the identity filters need (the
+    reduced lengths), where that is cheapest: in the workers. `timings` (seconds per stage)
+    is added to.
     """
     clock = _Clock(timings)
-    reason = validate_structure(structure)
+    plain = structure if isinstance(structure, PlainCrystal) else plain_crystal(structure)
+    if plain is not None:
+        reason = validate_cell(plain.cell)
+    else:
+        assert not isinstance(structure, PlainCrystal)
+        reason = validate_structure(structure)
     clock("validate")
     if reason is not None:
         return ReadFailure(source, source_id, reason)
     try:
-        symmetry = symmetry_of(structure)
+        if plain is not None:
+            symmetry = symmetry_of(plain.cell)
+            crystal = Crystal(plain.cell, symmetry=symmetry)
+            counts = Counter(plain.symbols)
+            reduced_formula = _reduced_formula(tuple(sorted(counts.items())))
+            elements = sorted(counts)
+        else:
+            assert not isinstance(structure, PlainCrystal)
+            symmetry = symmetry_of(structure)
+            crystal = Crystal(None, structure=structure, symmetry=symmetry)
+            composition = structure.composition
+            reduced_formula = composition.reduced_formula
+            elements = sorted({el.symbol for el in composition.elements})
     except InputError as exc:
         return ReadFailure(source, source_id, str(exc))
-    composition = structure.composition
-    crystal = Crystal(structure, symmetry)
+    if analyse:
+        crystal.prepare()
     clock("symmetry")
-    structure_json = structure.as_dict()
+    if plain is not None:  # a plain crystal is rebuilt from its arrays when needed
+        payload = structure_dict(plain)
+    else:
+        assert not isinstance(structure, PlainCrystal)
+        payload = crystal.payload = structure.as_dict()
+    try:
+        structure_text = to_json(payload)
+    except (TypeError, ValueError) as exc:
+        return ReadFailure(source, source_id, f"cannot store its properties as JSON ({exc})")
     clock("serialise")
     return Prepared(
         crystal=crystal,
         source=source,
         source_id=source_id,
-        reduced_formula=composition.reduced_formula,
+        reduced_formula=reduced_formula,
         spacegroup_number=symmetry.number,
-        elements=sorted(el.symbol for el in composition.elements),
-        structure_json=structure_json,
+        elements=elements,
+        structure_text=structure_text,
     )
 
 
@@ -120,10 +171,12 @@ class _Clock:
 
 
 #: A unit of preparation work: a raw file or one structure, with the source ids to skip.
-Unit = tuple[RawFile | tuple["Structure", str, str], frozenset[str]]
+Unit = tuple[RawFile | tuple["Structure | PlainCrystal", str, str], frozenset[str]]
 
 
-def prepare_unit(unit: Unit) -> tuple[list[Prepared | ReadFailure], int, dict[str, float]]:
+def prepare_unit(
+    unit: Unit, analyse: bool = True
+) -> tuple[list[Prepared | ReadFailure], int, dict[str, float]]:
     """Parse (for a raw file) and prepare every structure of a unit, skipping the ids given.
 
     Returns (prepared or failed items, how many were skipped as already ingested, seconds
@@ -142,19 +195,24 @@ def prepare_unit(unit: Unit) -> tuple[list[Prepared | ReadFailure], int, dict[st
         elif item[2] in skip:
             skipped += 1
         else:
-            out.append(prepare(*item, timings=timings))
+            out.append(prepare(*item, timings=timings, analyse=analyse))
     return out, skipped, timings
 
 
 @dataclass(eq=False)
 class _Entry:
-    """A stored (or being-stored) structure: its ids, and its row until the batch is flushed."""
+    """A stored (or being-stored) structure: its ids, and its row until its batch is
+    written (then the ids are copied from it)."""
 
     structure_id: int | None
     material_id: int | None
-    row: StructureRow | None = None
-    founder: _Entry | None = None  # the group's founder while ids are not yet known
     is_founder: bool = False
+    row: NewStructure | None = None
+
+    def settle(self) -> None:
+        if self.row is not None:
+            self.structure_id, self.material_id = self.row.structure_id, self.row.material_id
+            self.row = None
 
 
 class StructureIndex:
@@ -173,7 +231,13 @@ class StructureIndex:
 
     @property
     def fits(self) -> int:
+        """StructureMatcher fits run (pairs the numpy comparison could not decide)."""
         return self._matcher.fits if self._matcher is not None else 0
+
+    @property
+    def compared(self) -> int:
+        """Pairs compared by structure_compare."""
+        return self._matcher.compared if self._matcher is not None else 0
 
     def sync(self, session: Session, keys: Iterable[BlockKey]) -> None:
         """Load the blocks `keys` not yet cached, and rows others committed since last time.
@@ -202,8 +266,6 @@ class StructureIndex:
             )
 
     def _load(self, session: Session, condition: Any) -> None:
-        from pymatgen.core import Structure
-
         rows = session.execute(
             select(
                 StructureRow.id,
@@ -218,25 +280,17 @@ class StructureIndex:
         for row in rows:
             founder = row.material_id == row.id
             block = self.blocks.setdefault((row.reduced_formula, row.spacegroup_number), Block())
-            crystal = Crystal(Structure.from_dict(row.structure_json))
+            crystal = Crystal.from_payload(row.structure_json)
             block.add(crystal, _Entry(row.id, row.material_id, is_founder=founder), founder=founder)
 
     def match(self, item: Prepared) -> Match:
         """The entry `item` is a copy of, else the founder of the group it belongs to."""
         return self.matcher.match(item.crystal, self.blocks.get(item.block))
 
-    def add(self, item: Prepared, row: StructureRow, founder: _Entry | None) -> _Entry:
-        """Record a row about to be inserted (ids filled in after the flush)."""
-        entry = _Entry(
-            structure_id=None,
-            material_id=founder.material_id if founder is not None else None,
-            row=row,
-            founder=founder,
-            is_founder=founder is None,
-        )
+    def add(self, item: Prepared, entry: _Entry) -> None:
+        """Record an entry about to be inserted (its ids known after the write)."""
         block = self.blocks.setdefault(item.block, Block())
-        block.add(item.crystal, entry, founder=founder is None)
-        return entry
+        block.add(item.crystal, entry, founder=entry.is_founder)
 
     def forget(self) -> None:
         """Drop everything (after a rollback the cache may hold rows that do not exist)."""
@@ -263,6 +317,8 @@ class IngestReport:
             ("read", "parse", "validate", "symmetry", "serialise", "matching", "database"), 0.0
         )
     )
+    #: Pairs compared by structure_compare, and the StructureMatcher fits it left to do.
+    compared: int = 0
     fits: int = 0
 
     @property
@@ -300,6 +356,7 @@ class IngestReport:
             ],
             "seconds": round(self.seconds, 3),
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            "compared": self.compared,
             "fits": self.fits,
         }
 
@@ -324,6 +381,8 @@ class _Ingester:
         self.known: dict[str, dict[str, int]] = {}
         #: {source: {file name: source ids}}, to hand a worker the ids of one file to skip.
         self.known_by_file: dict[str, dict[str, set[str]]] = {}
+        #: Whether structures go to worker processes (then as PlainCrystals where possible).
+        self.ship_plain = False
 
     def _clock(self, stage: str, since: float) -> float:
         now = time.perf_counter()
@@ -378,6 +437,10 @@ class _Ingester:
             elif item[2] in self.known_ids(item[1]):
                 self.report.seen += 1
                 self.report.already_ingested += 1
+            elif self.ship_plain and not isinstance(item[0], PlainCrystal):
+                # A PlainCrystal pickles several times faster than a Structure.
+                plain = plain_crystal(item[0])
+                yield ((plain if plain is not None else item[0]), item[1], item[2]), frozenset()
             else:
                 yield item, frozenset()
 
@@ -411,44 +474,33 @@ class _Ingester:
                 matched.append((slot, match.same, item))
                 continue
             founder = match.material if isinstance(match.material, _Entry) else None
-            row = item.row()
-            entry = (
-                self.index.add(item, row, founder)
-                if self.dedup
-                else _Entry(None, None, row=row, is_founder=True)
-            )
+            entry = _Entry(None, None, is_founder=founder is None, row=item.new_row(founder))
+            if self.dedup:
+                self.index.add(item, entry)
             report.inserted += 1
             report.new_materials += entry.is_founder
             new.append((slot, entry, item))
         t = self._clock("matching", t)
-        session.add_all([entry.row for _, entry, _ in new if entry.row is not None])
-        session.flush()
+        write_structures(
+            session,
+            [entry.row for _, entry, _ in new if entry.row is not None],
+            [
+                (
+                    entry.row if entry.row is not None else entry.structure_id,
+                    item.source,
+                    item.source_id,
+                )
+                for _, entry, item in new + matched
+            ],
+        )
         for _, entry, _ in new:
-            assert entry.row is not None
-            entry.structure_id = entry.row.id
-            self.index.watermark = max(self.index.watermark, entry.structure_id)
-        for _, entry, _ in new:  # founders come before their members
-            assert entry.row is not None
-            if entry.is_founder:
-                entry.material_id = entry.structure_id
-            elif entry.material_id is None and entry.founder is not None:
-                entry.material_id = entry.founder.material_id
-            entry.row.material_id = entry.material_id
-        sources = []
+            entry.settle()
         for slot, entry, item in new + matched:
+            entry.settle()
             assert entry.structure_id is not None
             ids[slot] = entry.structure_id
-            sources.append(
-                StructureSourceRow(
-                    structure_id=entry.structure_id, source=item.source, source_id=item.source_id
-                )
-            )
             self.remember(item.source, item.source_id, entry.structure_id)
-        session.add_all(sources)
-        session.flush()
-        for _, entry, _ in new:
-            entry.row = None
-            entry.founder = None
+            self.index.watermark = max(self.index.watermark, entry.structure_id)
         for slot, item in enumerate(batch):
             if ids[slot] == -2:
                 ids[slot] = ids[pending[(item.source, item.source_id)]]
@@ -490,13 +542,17 @@ def ingest(
     """
     report = IngestReport()
     ingester = _Ingester(session, dedup, report)
+    ingester.ship_plain = workers > 1
     start = time.perf_counter()
     if session.in_transaction():
         session.commit()
     try:
         with _mapper(workers) as mapper:
             batch: list[Prepared] = []
-            for prepared, skipped, timings in mapper(prepare_unit, ingester.units(items, strict)):
+            # Workers analyse every crystal (off this process); here only those that meet
+            # another in their block are.
+            work = functools.partial(prepare_unit, analyse=dedup and workers > 1)
+            for prepared, skipped, timings in mapper(work, ingester.units(items, strict)):
                 for stage, seconds in timings.items():
                     report.timings[stage] = report.timings.get(stage, 0.0) + seconds
                 report.seen += skipped + len(prepared)
@@ -520,6 +576,7 @@ def ingest(
         ingester.forget()
         raise
     report.fits = ingester.index.fits
+    report.compared = ingester.index.compared
     report.seconds = time.perf_counter() - start
     return report
 
@@ -531,7 +588,6 @@ def _write(
     if not strict:
         t = time.perf_counter()
         ingester.session.commit()
-        ingester.session.expunge_all()
         ingester._clock("database", t)
     if progress is not None:
         progress(ingester.report.seen)

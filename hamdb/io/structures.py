@@ -10,7 +10,7 @@ what `structure_sources` records, and what makes a re-run recognise what it has 
 
 `validate_structure` holds the physical checks shared by every reader and by
 hamdb.io.structure_ingest: known elements, an ordered structure, a non-degenerate cell, no two
-atoms closer than `MIN_DISTANCE_ANGSTROM`.
+atoms closer than `MIN_DISTANCE_ANGSTROM` (the last two, on arrays, `validate_cell`).
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from hamdb.io.structure_cells import Cell, closest_pair
 
 if TYPE_CHECKING:
     from pymatgen.core import Structure
@@ -307,6 +309,15 @@ def raw_files(path: Path) -> Iterator[RawFile | ReadFailure]:
         yield RawFile(data, path.name, source)
 
 
+def read_path(path: Path | str) -> Iterator[StructureItem | ReadFailure]:
+    """Every structure in one file, archive, or folder (recursively, sorted)."""
+    for raw in raw_files(Path(path)):
+        if isinstance(raw, ReadFailure):
+            yield raw
+        else:
+            yield from raw.parse()
+
+
 def iter_raw_files(paths: Iterable[Path | str]) -> Iterator[RawFile | ReadFailure]:
     """Every structure file under `paths`, unparsed (see RawFile)."""
     for path in paths:
@@ -315,11 +326,8 @@ def iter_raw_files(paths: Iterable[Path | str]) -> Iterator[RawFile | ReadFailur
 
 def read_structures(paths: Iterable[Path | str]) -> Iterator[StructureItem | ReadFailure]:
     """Every structure under `paths`, as (Structure, source, source_id) or ReadFailure."""
-    for raw in iter_raw_files(paths):
-        if isinstance(raw, ReadFailure):
-            yield raw
-        else:
-            yield from raw.parse()
+    for path in paths:
+        yield from read_path(path)
 
 
 # -- physical validation -------------------------------------------------------------------
@@ -330,7 +338,7 @@ def validate_structure(structure: Structure) -> str | None:
 
     Checks: every site one real element (no dummy species, no partial occupancy); a finite,
     non-degenerate cell (at least MIN_VOLUME_PER_ATOM Å³ per atom); no two atoms, periodic
-    images included, closer than MIN_DISTANCE_ANGSTROM.
+    images included, closer than MIN_DISTANCE_ANGSTROM (validate_cell).
     """
     from pymatgen.core import DummySpecies, Element, Species
 
@@ -344,19 +352,24 @@ def validate_structure(structure: Structure) -> str | None:
         if isinstance(specie, DummySpecies) or not isinstance(specie, Element | Species):
             index = next(i for i, sp in enumerate(structure.species) if sp == specie)
             return f"site {index}: unknown element {getattr(specie, 'symbol', specie)!s}"
-    matrix = structure.lattice.matrix
-    if not np.isfinite(matrix).all() or not np.isfinite(structure.frac_coords).all():
+    numbers = np.zeros(len(structure), dtype=int)  # the geometry checks ignore species
+    return validate_cell(Cell(structure.lattice.matrix, structure.frac_coords, numbers))
+
+
+def validate_cell(cell: Cell) -> str | None:
+    """The geometric checks of validate_structure on arrays: a finite, non-degenerate cell
+    and no two atoms closer than MIN_DISTANCE_ANGSTROM (one vectorised distance search)."""
+    if not np.isfinite(cell.lattice).all() or not np.isfinite(cell.frac).all():
         return "non-finite lattice or coordinates"
-    volume = abs(float(np.linalg.det(matrix)))
-    if volume < MIN_VOLUME_PER_ATOM * len(structure):
-        return f"degenerate cell: volume {volume:.3g} Å³ for {len(structure)} atoms"
-    centers, neighbors, _, distances = structure.get_neighbor_list(
-        MIN_DISTANCE_ANGSTROM, exclude_self=True
-    )
-    if len(distances):
-        k = int(np.argmin(distances))
+    n = len(cell)
+    volume = abs(float(np.linalg.det(cell.lattice)))
+    if volume < MIN_VOLUME_PER_ATOM * n:
+        return f"degenerate cell: volume {volume:.3g} Å³ for {n} atoms"
+    pair = closest_pair(cell, MIN_DISTANCE_ANGSTROM)
+    if pair is not None:
+        i, j, distance = pair
         return (
-            f"overlapping atoms: sites {int(centers[k])} and {int(neighbors[k])} are "
-            f"{float(distances[k]):.3f} Å apart (< {MIN_DISTANCE_ANGSTROM} Å)"
+            f"overlapping atoms: sites {i} and {j} are "
+            f"{distance:.3f} Å apart (< {MIN_DISTANCE_ANGSTROM} Å)"
         )
     return None

@@ -1,4 +1,5 @@
-"""The fast identity checks agree with pymatgen's public StructureMatcher.fit."""
+"""The identity checks (filters, numpy verdicts, cached StructureMatcher fits) agree with
+pymatgen's public StructureMatcher.fit."""
 
 from __future__ import annotations
 
@@ -6,14 +7,16 @@ import numpy as np
 import pytest
 from pymatgen.analysis.structure_matcher import StructureMatcher
 
+from hamdb.io.structure_cells import minima_basis, plain_crystal
 from hamdb.io.structure_identity import (
+    LOOSE,
     SAME_MATERIAL,
     SAME_STRUCTURE,
+    TIGHT,
     Block,
     Crystal,
     Matcher,
     _fits,
-    successive_minima,
     symmetry_of,
 )
 from hamdb.io.structure_samples import copy_of, prototype_structures, random_crystal, strained
@@ -55,14 +58,20 @@ def pairs():
     return out
 
 
+def crystal(structure):
+    """A Crystal as ingest makes one (arrays for a plain structure)."""
+    plain = plain_crystal(structure)
+    return Crystal(plain.cell) if plain is not None else Crystal(None, structure=structure)
+
+
 @pytest.mark.parametrize("tolerances", [SAME_STRUCTURE, SAME_MATERIAL], ids=["tight", "mp"])
 def test_cached_fit_equals_public_fit(tolerances):
     reference = StructureMatcher(**tolerances)
     matcher = Matcher()
-    ours = matcher.tight if tolerances is SAME_STRUCTURE else matcher.loose
+    ours = matcher._reference(TIGHT if tolerances is SAME_STRUCTURE else LOOSE)
     outcomes = []
     for one, other in pairs():
-        a, b = Crystal(one), Crystal(other)
+        a, b = Crystal(None, structure=one), Crystal(None, structure=other)
         if tolerances is SAME_STRUCTURE:
             fast = _fits(ours, a.reduced(), b.reduced())
         else:
@@ -81,14 +90,38 @@ def test_prefilters_never_hide_a_public_match():
         if symmetry_of(one).number != symmetry_of(other).number:
             continue  # another block: never compared, by design
         block = Block()
-        block.add(Crystal(one), "stored", founder=True)
-        found = Matcher().match(Crystal(other), block)
+        block.add(crystal(one), "stored", founder=True)
+        matcher = Matcher()
+        found = matcher.match(crystal(other), block)
         if reference_tight.fit(one, other):
             assert found.same == "stored"
         elif reference_loose.fit(one, other):
             assert found.material == "stored" or found.same == "stored"
         else:
             assert found.same is None and found.material is None
+
+
+def test_numpy_verdicts_spare_most_fits():
+    """Over the same pairs (many chosen at the tolerances' edges, where the numpy verdict
+    leaves the decision to StructureMatcher), most are decided without it."""
+    matcher = Matcher()
+    for one, other in pairs():
+        if symmetry_of(one).number == symmetry_of(other).number:
+            block = Block()
+            block.add(crystal(one), "stored", founder=True)
+            matcher.match(crystal(other), block)
+    assert matcher.compared > 60 and matcher.fits < matcher.compared / 3
+
+
+def test_a_crystal_survives_pickling_without_pymatgen_objects():
+    import pickle
+
+    original = crystal(prototype_structures()["Bi2Se3"])
+    original.prepare()
+    copy = pickle.loads(pickle.dumps(original))
+    assert copy._structure is None and copy.n_primitive == original.n_primitive
+    assert np.allclose(copy.lengths, original.lengths)
+    assert Matcher().same(original, copy, TIGHT)
 
 
 def test_successive_minima_are_the_niggli_lengths():
@@ -104,4 +137,7 @@ def test_successive_minima_are_the_niggli_lengths():
             change[i] += int(rng.integers(-2, 3)) * change[j]
         skewed = change @ reduced.matrix
         expected = sorted(Lattice(skewed).get_niggli_reduced_lattice().abc)
-        assert np.allclose(successive_minima(skewed), expected, rtol=1e-9)
+        minima = minima_basis(skewed)
+        assert np.allclose(minima.lengths, expected, rtol=1e-9)
+        assert round(abs(np.linalg.det(minima.transform))) == 1
+        assert np.allclose(np.linalg.norm(minima.transform @ skewed, axis=1), minima.lengths)

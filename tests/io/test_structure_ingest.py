@@ -272,3 +272,46 @@ def test_demo_files_go_in_with_one_copy_and_two_strained_variants(session, tmp_p
     assert report.failed == 0 and report.seen == n + 3
     assert report.duplicates == 1 and report.inserted == n + 2
     assert report.new_materials == n
+
+
+def test_rows_read_back_as_written_and_are_found_by_element(session):
+    """The bulk writes store what Structure.as_dict() gives (JSON text made in the workers),
+    and the rows answer the element filter."""
+    from pymatgen.core import Structure
+    from pymatgen.io.vasp import Poscar
+
+    protos = prototype_structures()
+    bi2se3 = protos["Bi2Se3"]
+    pinned = Poscar.from_str(
+        Poscar(bi2se3.copy(), selective_dynamics=[[True, False, True]] * len(bi2se3)).get_str()
+    ).structure
+    pinned = strained(pinned, 0.05)  # another structure, with site properties
+    items = [(protos[name], "p", name) for name in ("Bi2Se3", "GaAs", "NaCl")]
+    items.append((pinned, "p", "pinned"))
+    report = ingest(session, items)
+    assert report.inserted == 4 and report.failed == 0
+    rows = {
+        source.source_id: session.get(StructureRow, source.structure_id)
+        for source in session.scalars(select(StructureSourceRow))
+    }
+    for structure, _, name in items:
+        stored = Structure.from_dict(rows[name].structure_json)
+        assert stored == structure
+        assert stored.site_properties.keys() == structure.site_properties.keys()
+    assert rows["pinned"].material_id == rows["Bi2Se3"].id
+    with_bi = set(session.scalars(select(StructureRow.id).where(StructureRow.has_element("Bi"))))
+    assert with_bi == {rows["Bi2Se3"].id, rows["pinned"].id}
+
+
+def test_workers_take_structures_in_memory_too(session):
+    rng = np.random.default_rng(8)
+    protos = list(prototype_structures().values())[:12]
+    items = []
+    for k in range(30):
+        base = protos[k % len(protos)]
+        structure = copy_of(base, rng) if k >= len(protos) else base
+        items.append((structure, "mem", str(k)))
+    items.append((strained(protos[0], 0.08), "mem", "strained"))
+    one = ingest(session, items, workers=2, batch_size=7)
+    assert one.failed == 0 and one.inserted == len(protos) + 1
+    assert one.duplicates == 30 - len(protos) and one.new_materials == len(protos)

@@ -18,6 +18,7 @@ from hamdb.io.structures import (
     ReadFailure,
     format_of,
     parse_bytes,
+    read_path,
     read_structures,
     validate_structure,
 )
@@ -197,3 +198,13 @@ def test_overlap_check_sees_periodic_images():
     ok = Structure(Lattice.cubic(3.0), ["Na"], [[0, 0, 0]])
     assert validate_structure(ok) is None
     assert np.isclose(ok.volume, 27.0)
+
+
+def test_read_path_reads_one_file_or_folder(tmp_path, bi2se3):
+    (tmp_path / "a.cif").write_text(bi2se3.to(fmt="cif"))
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "POSCAR").write_text(bi2se3.to(fmt="poscar"))
+    names = [item[2] for item in read_path(tmp_path)]
+    assert names == ["a.cif", "POSCAR"]
+    (item,) = list(read_path(tmp_path / "a.cif"))
+    assert item[0].composition.reduced_formula == "Bi2Se3"

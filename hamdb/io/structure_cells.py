@@ -1,0 +1,372 @@
+"""Crystals as plain arrays, for the hot path of ingest: no pymatgen object per site.
+
+A `Cell` is a lattice (rows are vectors, Å), fractional coordinates and atomic numbers. This
+module turns a pymatgen Structure into one (`plain_crystal`, which keeps what the row needs
+besides) and that into the JSON dict `Structure.as_dict()` gives (`structure_dict`, the
+`structures.structure_json` format of DESIGN.md §4, without a dict per site made through
+pymatgen), reads a Cell back from that dict (`cell_from_dict`), finds the closest two atoms
+with periodic images in one numpy call (`closest_pair`), finds a lattice's successive minima
+(`minima_basis`), and builds the primitive cell from the translations moyopy found, keeping
+the real (not idealised) positions (`primitive_cell`).
+
+Only "plain" structures take these paths: every site one element (no oxidation state) with
+occupancy 1. Anything else (oxidation states, disorder) keeps pymatgen's own code, so
+nothing here changes what is stored.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from pymatgen.core import Structure
+
+
+@dataclass(frozen=True, eq=False)
+class Cell:
+    """A periodic crystal: `lattice` rows are the cell vectors (Å), `frac` the fractional
+    coordinates (n, 3), `numbers` the atomic numbers (n,)."""
+
+    lattice: np.ndarray
+    frac: np.ndarray
+    numbers: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    @property
+    def volume(self) -> float:
+        """Cell volume (Å³)."""
+        return abs(float(np.linalg.det(self.lattice)))
+
+
+@dataclass(frozen=True, eq=False)
+class PlainCrystal:
+    """Everything a plain structure's row holds, as arrays and short lists: its Cell, per
+    site the element symbol, the occupancy as pymatgen holds it (1 or 1.0), the label
+    (None: the symbol) and the properties; the lattice's periodicity, the structure's
+    properties and charge. Cheap to pickle, unlike a Structure."""
+
+    cell: Cell
+    symbols: list[str]
+    occupancies: list[float]
+    labels: list[str | None]
+    site_properties: list[dict[str, Any]]
+    pbc: tuple[bool, bool, bool]
+    properties: dict[str, Any]
+    charge: float
+
+
+def plain_crystal(structure: Structure) -> PlainCrystal | None:
+    """The PlainCrystal of a plain structure (see the module doc), else None."""
+    from pymatgen.core import Element
+
+    charge = getattr(structure, "_charge", False)
+    numbers: list[int] = []
+    symbols: list[str] = []
+    occupancies: list[float] = []
+    labels: list[str | None] = []
+    site_properties: list[dict[str, Any]] = []
+    for site in structure:
+        species = site.species
+        if len(species) != 1:
+            return None
+        ((element, amount),) = species.items()
+        if type(element) is not Element or amount != 1:
+            return None
+        numbers.append(element.Z)
+        symbols.append(element.symbol)
+        occupancies.append(amount)
+        labels.append(getattr(site, "_label", False))
+        site_properties.append(site.properties)
+    if not numbers or False in labels or charge is False:
+        return None  # no sites, or not the pymatgen this was written against
+    frac = np.array([site.frac_coords for site in structure], dtype=float)
+    cell = Cell(np.array(structure.lattice.matrix, dtype=float), frac, np.array(numbers))
+    return PlainCrystal(
+        cell,
+        symbols,
+        occupancies,
+        labels,
+        site_properties,
+        tuple(structure.lattice.pbc),
+        structure.properties,
+        0.0 if charge is None else charge,
+    )
+
+
+def _lattice_parameters(matrix: list[list[float]]) -> tuple[list[float], list[float], float]:
+    """(a, b, c) in Å, (alpha, beta, gamma) in degrees and the volume in Å³, by pymatgen's
+    formulas (in plain floats: numpy calls on 3-vectors cost more than the arithmetic)."""
+    lengths = [math.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]) for v in matrix]
+    angles = []
+    for k in range(3):
+        u, v = matrix[(k + 1) % 3], matrix[(k + 2) % 3]
+        cosine = (u[0] * v[0] + u[1] * v[1] + u[2] * v[2]) / (
+            lengths[(k + 1) % 3] * lengths[(k + 2) % 3]
+        )
+        angles.append(math.degrees(math.acos(min(1.0, max(-1.0, cosine)))))
+    a, b, c = matrix
+    cross = (a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0])
+    volume = abs(cross[0] * c[0] + cross[1] * c[1] + cross[2] * c[2])
+    return lengths, angles, volume
+
+
+def structure_dict(plain: PlainCrystal) -> dict[str, Any]:
+    """What `Structure.as_dict()` gives for the structure `plain` was made from.
+
+    The same keys, nesting and values (Cartesian coordinates as frac · lattice) as pymatgen
+    writes, so rows written either way read back alike with `Structure.from_dict`.
+    """
+    cell = plain.cell
+    matrix = cell.lattice.tolist()
+    (a, b, c), (alpha, beta, gamma), volume = _lattice_parameters(matrix)
+    lattice = {
+        "matrix": matrix,
+        "pbc": plain.pbc,
+        "a": a,
+        "b": b,
+        "c": c,
+        "alpha": alpha,
+        "beta": beta,
+        "gamma": gamma,
+        "volume": volume,
+    }
+    cartesian = (cell.frac @ cell.lattice).tolist()
+    sites = [
+        {
+            "species": [{"element": symbol, "occu": occupancy}],
+            "abc": abc,
+            "properties": properties,
+            "label": symbol if label is None else label,
+            "xyz": xyz,
+        }
+        for symbol, occupancy, label, properties, abc, xyz in zip(
+            plain.symbols,
+            plain.occupancies,
+            plain.labels,
+            plain.site_properties,
+            cell.frac.tolist(),
+            cartesian,
+            strict=True,
+        )
+    ]
+    return {
+        "@module": "pymatgen.core.structure",
+        "@class": "Structure",
+        "charge": plain.charge,
+        "lattice": lattice,
+        "properties": plain.properties,
+        "sites": sites,
+    }
+
+
+def cell_from_dict(payload: dict[str, Any]) -> Cell | None:
+    """The Cell of a stored `Structure.as_dict()` payload if it is plain, else None."""
+    from pymatgen.core.periodic_table import Element
+
+    try:
+        numbers = []
+        for site in payload["sites"]:
+            (species,) = site["species"]
+            if set(species) != {"element", "occu"} or species["occu"] != 1:
+                return None
+            numbers.append(Element(species["element"]).Z)
+        lattice = np.array(payload["lattice"]["matrix"], dtype=float)
+        frac = np.array([site["abc"] for site in payload["sites"]], dtype=float)
+    except (KeyError, TypeError, ValueError):
+        return None
+    if lattice.shape != (3, 3) or frac.shape != (len(numbers), 3) or not numbers:
+        return None
+    return Cell(lattice, frac, np.array(numbers))
+
+
+# -- lattice reduction ---------------------------------------------------------------------
+
+
+def _reduce(lattice: np.ndarray) -> np.ndarray:
+    """An integer unimodular T such that T · lattice is nearly reduced (pairwise
+    Lagrange–Gauss sweeps, in plain floats: 3-vectors are too small for numpy to pay).
+    Meant for non-degenerate lattices (validation refuses the others first)."""
+    basis = [list(map(float, row)) for row in lattice]
+    transform = [[1, 0, 0], [0, 1, 0], [0, 0, 1]]
+    for _ in range(32):
+        changed = False
+        for i in range(3):
+            for j in range(3):
+                if i == j:
+                    continue
+                bj = basis[j]
+                norm = bj[0] * bj[0] + bj[1] * bj[1] + bj[2] * bj[2]
+                ratio = (basis[i][0] * bj[0] + basis[i][1] * bj[1] + basis[i][2] * bj[2]) / norm
+                k = round(ratio) if abs(ratio) < 1e9 else 0  # a (near-)degenerate lattice
+                if k:
+                    basis[i] = [basis[i][m] - k * bj[m] for m in range(3)]
+                    transform[i] = [transform[i][m] - k * transform[j][m] for m in range(3)]
+                    changed = True
+        if not changed:
+            break
+    return np.array(transform, dtype=np.int64)
+
+
+@functools.cache
+def _grid(bounds: tuple[int, int, int]) -> np.ndarray:
+    """Every integer triple with |n_i| <= bounds[i], as rows."""
+    ranges = [np.arange(-b, b + 1) for b in bounds]
+    return np.stack(np.meshgrid(*ranges, indexing="ij"), axis=-1).reshape(-1, 3)
+
+
+def lattice_points(lattice: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """(integer coefficients (m, 3), vectors (m, 3)) of every nonzero lattice vector no
+    longer than `radius` (Å), exactly: coefficient i is bounded by radius · |b*_i|."""
+    reciprocal = np.linalg.inv(lattice)  # columns are the dual basis
+    bounds = np.floor(radius * np.sqrt(np.sum(reciprocal**2, axis=0)) + 1e-9).astype(int)
+    grid = _grid(tuple(int(b) for b in bounds))
+    vectors = grid @ lattice
+    lengths2 = np.einsum("ij,ij->i", vectors, vectors)
+    keep = (lengths2 <= radius * radius) & (lengths2 > 0)
+    return grid[keep], vectors[keep]
+
+
+def _cross(u: list[float], v: list[float]) -> list[float]:
+    return [u[1] * v[2] - u[2] * v[1], u[2] * v[0] - u[0] * v[2], u[0] * v[1] - u[1] * v[0]]
+
+
+#: Relative closeness of two lattice-vector lengths that counts as a tie of the minima.
+TIE = 1e-4
+
+
+@dataclass(frozen=True, eq=False)
+class Minima:
+    """A basis of shortest vectors: `transform` (integer, unimodular) takes the lattice rows
+    to it, `lengths` are λ1 ≤ λ2 ≤ λ3 (Å), and `tied` says whether some λ_k is reached (up to
+    TIE) by more than ± one vector, i.e. whether this basis is one of several."""
+
+    transform: np.ndarray
+    lengths: np.ndarray
+    tied: bool
+
+
+def minima_basis(lattice: np.ndarray) -> Minima:
+    """The successive minima of a lattice (rows, Å): the shortest three independent lattice
+    vectors, found by enumerating every vector up to the longest of a nearly reduced basis.
+
+    In 3D such vectors always form a basis, and it is the Buerger (Niggli) cell: its
+    lengths are what StructureMatcher's Niggli reduction gives.
+    """
+    start = _reduce(lattice)
+    reduced = start @ lattice
+    radius = float(np.sqrt(np.max(np.einsum("ij,ij->i", reduced, reduced)))) * (1 + 2 * TIE)
+    coefficients, vectors = lattice_points(reduced, radius)
+    lengths2 = np.einsum("ij,ij->i", vectors, vectors)
+    order = np.argsort(lengths2, kind="stable")
+    rows = vectors[order].tolist()
+    scale = radius * radius
+    first = rows[0]
+    chosen = [int(order[0])]
+    normal: list[float] = []
+    for index, v in zip(order[1:], rows[1:], strict=True):
+        if not normal:
+            cross = _cross(first, v)
+            if sum(c * c for c in cross) > 1e-16 * scale * scale:
+                normal = cross
+                chosen.append(int(index))
+        elif abs(sum(a * b for a, b in zip(normal, v, strict=True))) > 1e-8 * scale**1.5:
+            chosen.append(int(index))
+            break
+    transform = coefficients[chosen] @ start
+    if np.linalg.det(transform) < 0:
+        transform[2] *= -1
+    lengths = np.sqrt(lengths2[chosen])
+    # Vectors come in ± pairs: a shell holding more than two makes the basis one of several.
+    near = np.abs(np.sqrt(lengths2)[:, None] / lengths[None, :] - 1) <= TIE
+    return Minima(transform, lengths, bool(np.any(near.sum(axis=0) > 2)))
+
+
+# -- distances -----------------------------------------------------------------------------
+
+
+#: Rows of the pair-distance array handled at once (memory ~ rows · n · images · 3 floats).
+_ROWS = 256
+
+
+def closest_pair(cell: Cell, cutoff: float) -> tuple[int, int, float] | None:
+    """(i, j, distance in Å) of the closest two atoms (periodic images included, an atom and
+    its own image too) if closer than `cutoff` Å, else None."""
+    # |frac component + image| <= cutoff / (plane spacing) bounds the images to look at; a
+    # skewed basis is reduced first only if that leaves more than the nearest image.
+    lattice, frac = cell.lattice, cell.frac
+    spacing = 1.0 / np.sqrt(np.sum(np.linalg.inv(lattice) ** 2, axis=0))
+    if np.any(cutoff / spacing >= 0.5):
+        transform = _reduce(lattice)
+        lattice = transform @ lattice
+        frac = frac @ np.linalg.inv(transform)
+        spacing = 1.0 / np.sqrt(np.sum(np.linalg.inv(lattice) ** 2, axis=0))
+    reach = tuple(int(r) for r in np.floor(0.5 + cutoff / spacing))
+    images = _grid(reach)
+    zero = len(images) // 2
+    best = (np.inf, 0, 0)
+    for start in range(0, len(frac), _ROWS):
+        rows = np.arange(start, min(start + _ROWS, len(frac)))
+        delta = frac[None, :, :] - frac[rows, None, :]
+        delta -= np.round(delta)
+        if reach == (0, 0, 0):  # the usual case: only the nearest image can be that close
+            shifted = delta @ lattice
+            distances2 = np.einsum("ijl,ijl->ij", shifted, shifted)[:, :, None]
+            distances2[rows - start, rows, 0] = np.inf
+        else:
+            shifted = (delta[:, :, None, :] + images[None, None, :, :]) @ lattice
+            distances2 = np.einsum("ijkl,ijkl->ijk", shifted, shifted)
+            distances2[rows - start, rows, zero] = np.inf
+        flat = int(np.argmin(distances2))
+        if distances2.flat[flat] < best[0]:
+            i, j, _ = np.unravel_index(flat, distances2.shape)
+            best = (float(distances2.flat[flat]), int(rows[i]), int(j))
+    distance = math.sqrt(best[0])
+    return (best[1], best[2], distance) if distance < cutoff else None
+
+
+# -- primitive cell ------------------------------------------------------------------------
+
+
+def primitive_cell(
+    cell: Cell, linear: np.ndarray, n_primitive: int, tolerance: float = 0.25
+) -> Cell | None:
+    """The primitive cell spanned by the rows linearᵀ · lattice (moyopy's `prim_std_linear`,
+    before idealisation), with the atoms that its translations map onto each other merged
+    and their positions averaged. None if the atoms do not fall into groups of n / n_primitive
+    within `tolerance` Å (then the caller uses pymatgen's reduction).
+    """
+    n = len(cell)
+    if n % n_primitive:
+        return None
+    lattice = linear.T @ cell.lattice
+    frac = cell.frac @ np.linalg.inv(linear.T)
+    frac -= np.floor(frac)
+    if n == n_primitive:
+        return Cell(lattice, frac, cell.numbers)
+    copies = n // n_primitive
+    delta = frac[None, :, :] - frac[:, None, :]
+    delta -= np.round(delta)
+    distances = np.linalg.norm(delta @ lattice, axis=-1)
+    same = (distances < tolerance) & (cell.numbers[:, None] == cell.numbers[None, :])
+    if not np.all(same.sum(axis=1) == copies):
+        return None
+    taken = np.zeros(n, dtype=bool)
+    positions, numbers = [], []
+    for i in range(n):
+        if taken[i]:
+            continue
+        group = np.flatnonzero(same[i])
+        if taken[group].any() or not same[np.ix_(group, group)].all():
+            return None
+        taken[group] = True
+        positions.append(frac[i] + delta[i, group].mean(axis=0))
+        numbers.append(cell.numbers[i])
+    out = np.array(positions)
+    return Cell(lattice, out - np.floor(out), np.array(numbers))

@@ -1,0 +1,384 @@
+"""StructureMatcher's verdict on two primitive cells, in numpy, or "undecided".
+
+`compare(stored, new, tolerances)` answers what `StructureMatcher(**tolerances).fit(stored,
+new)` would (primitive_cell=True, no supercells) without building a pymatgen object: True,
+False, or None when it cannot be sure, and then the caller asks StructureMatcher itself.
+It follows the matcher's own steps on cells reduced the same way:
+
+1. Lattices. StructureMatcher reduces the new cell to its Niggli basis u (lengths λ1 ≤ λ2 ≤
+   λ3: the successive minima) and takes every basis v of the stored lattice with
+   |v_k| / |u_k| in (1/(1 + ltol), 1 + ltol) and each angle within angle_tol of u's. The same
+   search runs here on vectors enumerated exactly (structure_cells.lattice_points). When the
+   minima are *untied* (each λ_k reached by ±one vector only) the Niggli basis is our basis
+   up to signs, and a sign flip of u_k only flips v_k: the candidate maps are the matcher's.
+2. Sites. For a candidate, both cells' fractional coordinates are compared on the lattice
+   with the averaged parameters, after a trial translation that puts one atom of the rarest
+   species (the anchor) onto each stored atom of that species; the matcher then assigns
+   atoms (linear assignment on squared distances), removes the mean displacement and calls
+   the pair equal when the largest remaining displacement, divided by (V/n)^(1/3), is below
+   stol.
+
+Margins make both verdicts safe, because a false "same structure" loses a row:
+* True needs a candidate inside 90 % of the matcher's lattice window (or, when the minima are
+  tied and the matcher's basis is one of several, a near-isometric map: stretch within
+  80 % of min(ltol, angle_tol/2) of 1, inside every window whatever the basis), every atom
+  of the trial within 45 % of the matcher's pre-check radius stol / (π · normalisation)
+  (so its pre-check passes from its own anchor) and the final displacement within 90 % of
+  stol.
+* False needs the minima untied, and no candidate in a window 2 % wider, or, for every
+  candidate and trial translation, an atom farther than twice the matcher's reach from every
+  stored atom of its species, or a final displacement 2 % above stol. (If the matcher
+  succeeds from its anchor, every atom is within stol of its partner after the mean
+  translation, and the anchor too, so from any anchor every atom is within 2 · stol.)
+Everything in between is None.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from hamdb.io.structure_cells import TIE, Cell, Minima, lattice_points
+
+#: Fractions of the matcher's tolerances inside which True is certain, and above which
+#: (relative) False is.
+INNER = 0.9
+OUTER = 1.02
+#: Bound on trial arrays (elements) before the trials are split into chunks.
+_CHUNK = 400_000
+#: Lattice vectors cached per cell: up to this many times λ3 (longer searches recompute).
+_REACH = 1.5
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """StructureMatcher's ltol, stol, angle_tol (degrees) and scale."""
+
+    ltol: float
+    stol: float
+    angle_tol: float
+    scale: bool
+
+
+def _angles(basis: np.ndarray) -> np.ndarray:
+    """(alpha, beta, gamma) in degrees of bases (..., 3, 3) (rows a, b, c)."""
+    gram = basis @ np.swapaxes(basis, -1, -2)
+    diagonal = np.sqrt(np.diagonal(gram, axis1=-2, axis2=-1))
+    cosines = np.stack(
+        [
+            gram[..., 1, 2] / (diagonal[..., 1] * diagonal[..., 2]),
+            gram[..., 0, 2] / (diagonal[..., 0] * diagonal[..., 2]),
+            gram[..., 0, 1] / (diagonal[..., 0] * diagonal[..., 1]),
+        ],
+        axis=-1,
+    )
+    return np.degrees(np.arccos(np.clip(cosines, -1.0, 1.0)))
+
+
+class MatchCell:
+    """A primitive cell in its successive-minima basis, atoms sorted by atomic number, with
+    what every comparison needs computed once."""
+
+    __slots__ = (
+        "_metrics",
+        "_points",
+        "anchor",
+        "angles",
+        "basis",
+        "forbidden",
+        "frac",
+        "lengths",
+        "n_anchors",
+        "numbers",
+        "partners",
+        "probes",
+        "rarest",
+        "tied",
+        "volume",
+    )
+
+    def __init__(self, primitive: Cell, minima: Minima) -> None:
+        transform = minima.transform
+        self.basis = transform @ primitive.lattice
+        self.lengths = minima.lengths
+        self.tied = minima.tied
+        self.angles = _angles(self.basis)
+        order = np.argsort(primitive.numbers, kind="stable")
+        frac = primitive.frac[order] @ np.linalg.inv(transform)
+        self.frac = frac - np.floor(frac)
+        self.numbers = primitive.numbers[order]
+        self.volume = abs(float(np.linalg.det(self.basis)))
+        #: +inf where the species differ: added to squared distances, it forbids the pair.
+        self.forbidden = np.where(self.numbers[:, None] == self.numbers[None, :], 0.0, np.inf)
+        numbers = self.numbers.tolist()
+        counts = Counter(numbers)
+        smallest = min(counts.values())
+        rarest = [z for z in counts if counts[z] == smallest]
+        #: The anchor (first atom of a rarest species) and the atoms it may land on.
+        self.anchor = numbers.index(min(rarest))
+        self.partners = np.arange(self.anchor, self.anchor + smallest)
+        #: Every atom of every rarest species: the matcher's anchor is one of them.
+        self.rarest = np.array([i for i, z in enumerate(numbers) if counts[z] == smallest])
+        self.n_anchors = smallest
+        #: The anchor's nearest atoms (up to three): a trial translation must bring them,
+        #: too, onto stored atoms, which rules out most trials at little cost.
+        delta = self.frac - self.frac[self.anchor]
+        delta -= np.round(delta)
+        cart = delta @ self.basis
+        distances = np.einsum("ij,ij->i", cart, cart)
+        distances[self.anchor] = np.inf
+        self.probes = np.argsort(distances, kind="stable")[: min(3, len(distances) - 1)]
+        self._points: tuple[float, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._metrics: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    def points(self, radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(coefficients, vectors, lengths) of the lattice vectors up to `radius` (Å), from a
+        cache of those up to _REACH · λ3."""
+        cached = self._points
+        if cached is None or cached[0] < radius:
+            reach = max(radius, _REACH * float(self.lengths[2]))
+            coefficients, vectors = lattice_points(self.basis, reach)
+            cached = (reach, coefficients, vectors, np.linalg.norm(vectors, axis=1))
+            self._points = cached
+        _, coefficients, vectors, norms = cached
+        keep = norms <= radius
+        return coefficients[keep], vectors[keep], norms[keep]
+
+    @property
+    def metrics(self) -> np.ndarray:
+        """The angle triples (degrees) of every basis whose lengths are λ1, λ2, λ3 (up to
+        TIE), one per row; (0, 3) if there are too many to try."""
+        if self._metrics is None:
+            coefficients, vectors, norms = self.points(float(self.lengths[2]) * (1 + 2 * TIE))
+            # Up to sign: a sign flip of u_k flips v_k in the matcher's search, same answer.
+            nonzero = np.argmax(coefficients != 0, axis=1)
+            first = coefficients[np.arange(len(coefficients)), nonzero]
+            shells = [
+                np.flatnonzero((np.abs(norms / lam - 1) <= TIE) & (first > 0))
+                for lam in self.lengths
+            ]
+            if np.prod([len(shell) for shell in shells]) > 512:
+                self._metrics = np.empty((0, 3))
+            else:
+                grid = np.stack(np.meshgrid(*shells, indexing="ij"), axis=-1).reshape(-1, 3)
+                det = np.rint(np.linalg.det(coefficients[grid].astype(float)))
+                bases = vectors[grid[np.abs(det) == 1]]
+                self._metrics = np.unique(np.round(_angles(bases), 6), axis=0)
+        return self._metrics
+
+
+def _candidates(
+    stored: MatchCell, scale: float, lengths: np.ndarray, angles: np.ndarray, tol: Tolerances
+) -> np.ndarray:
+    """Integer matrices Q (t, 3, 3), rows the coefficients (stored basis) of bases v of the
+    stored lattice (scaled by `scale`) whose lengths and angles match `lengths` (Å) and
+    `angles` (degrees) within OUTER times the tolerances: Lattice.find_all_mappings' test."""
+    ltol = tol.ltol * OUTER
+    coefficients, vectors, norms = stored.points(float(lengths[2]) * (1 + ltol) / scale)
+    norms = norms * scale
+    picks = []
+    for lam in lengths:
+        ratio = norms / lam
+        pick = np.flatnonzero((ratio < 1 + ltol) & (ratio > 1 / (1 + ltol)))
+        if not len(pick):
+            return np.empty((0, 3, 3), dtype=np.int64)
+        picks.append(pick)
+    unit = vectors / (norms / scale)[:, None]
+    atol = tol.angle_tol * OUTER
+    a, b, c = picks
+    gaps = []
+    for i, j, target in ((a, b, angles[2]), (a, c, angles[1]), (b, c, angles[0])):
+        cos = np.clip(unit[i] @ unit[j].T, -1.0, 1.0)
+        gaps.append(np.abs(np.degrees(np.arccos(cos)) - target) <= atol)
+    ok = gaps[0][:, :, None] & gaps[1][:, None, :] & gaps[2][None, :, :]
+    ia, ib, ic = np.nonzero(ok)
+    q = np.stack([coefficients[a[ia]], coefficients[b[ib]], coefficients[c[ic]]], axis=1)
+    det = np.rint(np.linalg.det(q.astype(float)))
+    return q[np.abs(det) == 1]
+
+
+def _average_lattices(vs: np.ndarray, u: np.ndarray, u_angles: np.ndarray) -> np.ndarray:
+    """The lattices (t, 3, 3) StructureMatcher measures distances on, one per candidate
+    basis in `vs` (t, 3, 3) against `u`: lengths and angles averaged."""
+    lengths = (np.linalg.norm(vs, axis=2) + np.linalg.norm(u, axis=1)) / 2
+    cosines = np.cos(np.radians((_angles(vs) + u_angles) / 2))
+    gram = lengths[:, :, None] * lengths[:, None, :]
+    for k, (i, j) in enumerate(((1, 2), (0, 2), (0, 1))):
+        gram[:, i, j] *= cosines[:, k]
+        gram[:, j, i] *= cosines[:, k]
+    return np.linalg.cholesky(gram)
+
+
+#: How sure a candidate map can make us: not at all, as the matcher's own map (untied
+#: minima, inside the window), or as a near-isometry (tied minima).
+UNSURE, EXACT, ISOMETRY = 0, 1, 2
+
+
+def _sites(
+    f1: np.ndarray, new: MatchCell, lattice: np.ndarray, tol: Tolerances, mode: int
+) -> tuple[bool, bool]:
+    """(certainly the same, possibly the same) for one candidate map (see the module doc)."""
+    n = len(new)
+    normalisation = (n / abs(float(np.linalg.det(lattice)))) ** (1 / 3)
+    reciprocal = np.linalg.inv(lattice)  # columns: the dual basis
+    dual = np.sqrt(np.einsum("ij,ij->j", reciprocal, reciprocal))
+    box = tol.stol / (math.pi * normalisation)  # the matcher's pre-check, per axis: box·|a*_k|
+    corner = box * float(np.sqrt(np.einsum("ij,ij->i", lattice, lattice)) @ dual)
+    reach = min(2 * tol.stol / normalisation, 2 * corner) * OUTER
+    spacing = 1.0 / dual
+    images = np.floor(0.5 + 2 * OUTER * tol.stol / normalisation / spacing).astype(int)
+    shifts = None
+    if images.any():  # a thin cell: look at neighbouring images too, keep the nearest
+        shifts = np.stack(
+            np.meshgrid(*[np.arange(-r, r + 1) for r in images], indexing="ij"), axis=-1
+        ).reshape(-1, 3)
+    f2 = new.frac
+    translations = f1[new.partners] - f2[new.anchor]
+    if n > 1:
+        # Cheap first cut: the anchor's nearest atoms must land near stored atoms too.
+        probes = new.probes
+        delta = f1[None, None, :, :] - f2[probes][None, :, None, :]
+        delta = delta - translations[:, None, None, :]
+        delta -= np.round(delta)
+        if shifts is not None:
+            delta = delta[:, :, :, None, :] + shifts
+        cart = delta @ lattice
+        d2 = np.einsum("...k,...k->...", cart, cart)
+        if shifts is not None:
+            d2 = d2.min(axis=-1)
+        d2 += new.forbidden[probes]
+        translations = translations[np.sqrt(d2.min(axis=2).max(axis=1)) <= reach]
+    pairs = f1[None, None, :, :] - f2[None, :, None, :]  # (1, n2, n1, 3)
+    step = max(1, _CHUNK // (n * n * 3 * (1 if shifts is None else len(shifts))))
+    possible = False
+    for start in range(0, len(translations), step):
+        delta = pairs - translations[start : start + step, None, None, :]
+        delta -= np.round(delta)
+        if shifts is None:
+            cart = delta @ lattice  # (m, n2, n1, 3)
+            d2 = np.einsum("...k,...k->...", cart, cart)
+        else:
+            every = (delta[:, :, :, None, :] + shifts) @ lattice
+            d2 = np.einsum("...k,...k->...", every, every)
+            best = np.argmin(d2, axis=-1)
+            d2 = np.take_along_axis(d2, best[..., None], axis=-1)[..., 0]
+            cart = np.take_along_axis(every, best[..., None, None], axis=-2)[..., 0, :]
+        d2 += new.forbidden
+        worst = np.sqrt(d2.min(axis=2).max(axis=1))
+        for index in np.flatnonzero(worst <= reach):
+            cost = d2[index]
+            rows, cols = linear_sum_assignment(cost)
+            short = cart[index, rows, cols]
+            value = float(np.max(np.linalg.norm(short - short.mean(axis=0), axis=1)))
+            value *= normalisation
+            if value < OUTER * tol.stol:
+                possible = True
+            if mode == UNSURE or value > INNER * tol.stol:
+                continue
+            # The matcher assigns atoms as we did from any anchor if no other pairing is
+            # within three times the largest displacement (images beyond half a plane
+            # spacing are not looked at, hence the cap).
+            radius = float(np.max(np.linalg.norm(short, axis=1)))
+            others = cost.copy()
+            others[rows, cols] = np.inf
+            if min(math.sqrt(float(others.min())), float(spacing.min()) / 2) <= 3 * radius:
+                continue
+            if mode == ISOMETRY:
+                if 2 * radius <= INNER * box:
+                    return True, True
+                continue
+            # EXACT: its pre-check passes from whichever atom of a rarest species it anchors.
+            shifted = (short[None, :, :] - short[new.rarest][:, None, :]) @ reciprocal
+            if np.all(np.abs(shifted) <= INNER * box * dual):
+                return True, True
+    return False, possible
+
+
+_SIGNS = np.array(
+    [
+        [1, 1, 1],
+        [-1, -1, -1],
+        [1, 1, -1],
+        [-1, -1, 1],
+        [1, -1, 1],
+        [-1, 1, -1],
+        [-1, 1, 1],
+        [1, -1, -1],
+    ]
+)
+
+
+def _shortcut(stored: MatchCell, new: MatchCell, scale: float, tol: Tolerances) -> bool:
+    """True if the stored basis itself, up to signs, is a sure candidate that fits: an
+    exact copy of an untied cell is decided here without enumerating lattice vectors."""
+    if new.tied or np.any(
+        np.abs(np.log(stored.lengths * scale / new.lengths)) > INNER * math.log1p(tol.ltol)
+    ):
+        return False
+    flipped = stored.angles[None, :] * np.ones((8, 1))
+    for k, signs in enumerate(_SIGNS):  # flipping u_i and u_j keeps their angle
+        for m, (i, j) in enumerate(((1, 2), (0, 2), (0, 1))):
+            if signs[i] != signs[j]:
+                flipped[k, m] = 180.0 - flipped[k, m]
+    good = np.flatnonzero(np.all(np.abs(flipped - new.angles) <= INNER * tol.angle_tol, axis=1))
+    if not len(good):
+        return False
+    vs = _SIGNS[good][:, :, None] * stored.basis[None, :, :] * scale
+    lattices = _average_lattices(vs, new.basis, new.angles)
+    for k, index in enumerate(good):
+        f1 = stored.frac * _SIGNS[index]
+        if _sites(f1 - np.floor(f1), new, lattices[k], tol, EXACT)[0]:
+            return True
+    return False
+
+
+def compare(stored: MatchCell, new: MatchCell, tol: Tolerances) -> bool | None:
+    """What StructureMatcher(tol).fit(stored, new) says on these cells, or None if unsure."""
+    if len(stored) != len(new) or not np.array_equal(stored.numbers, new.numbers):
+        return False
+    scale = (new.volume / stored.volume) ** (1 / 3) if tol.scale else 1.0
+    if _shortcut(stored, new, scale, tol):
+        return True
+    u = new.basis
+    candidates = _candidates(stored, scale, new.lengths, new.angles, tol)
+    if not len(candidates):
+        if not new.tied:
+            return False
+        metrics = new.metrics
+        if len(metrics) and not any(
+            len(_candidates(stored, scale, new.lengths, m, tol)) for m in metrics
+        ):
+            return False
+        return None
+    vs = (candidates @ stored.basis) * scale  # (t, 3, 3)
+    log_ratios = np.abs(np.log(np.linalg.norm(vs, axis=2) / new.lengths))
+    angle_gaps = np.abs(_angles(vs) - new.angles)
+    if new.tied:  # the matcher's basis is unknown: only a near-isometry is certain
+        stretch = np.linalg.svd(np.linalg.inv(u) @ vs, compute_uv=False)
+        limit = 0.8 * min(tol.ltol, math.radians(tol.angle_tol) / 2)
+        sure = np.all(np.abs(stretch - 1) <= limit, axis=1)
+    else:
+        sure = np.all(log_ratios <= INNER * math.log1p(tol.ltol), axis=1)
+        sure &= np.all(angle_gaps <= INNER * tol.angle_tol, axis=1)
+    # Likeliest first: sure maps, then those keeping the handedness (a rotated copy), then
+    # by misfit; a copy is then decided by its first candidate.
+    flips = np.linalg.det(vs) * np.linalg.det(u) < 0
+    misfit = log_ratios.sum(axis=1) / tol.ltol + angle_gaps.sum(axis=1) / tol.angle_tol
+    lattices = _average_lattices(vs, u, new.angles)
+    inverses = np.linalg.inv(candidates.astype(float))
+    possible = False
+    for index in np.lexsort((misfit, flips, ~sure)):
+        f1 = stored.frac @ inverses[index]
+        mode = (ISOMETRY if new.tied else EXACT) if sure[index] else UNSURE
+        same, maybe = _sites(f1 - np.floor(f1), new, lattices[index], tol, mode)
+        if same:
+            return True
+        possible |= maybe
+    return None if (possible or new.tied) else False
