@@ -72,3 +72,13 @@ def test_h_breaking_the_crystal_symmetry_keeps_the_time_reversal_half() -> None:
     problem = BandProblem.from_hamiltonian(ham)
     n = mesh_size(np.asarray(ham.structure.lattice.reciprocal_lattice.abc), [0, 1, 2], 0.2, 3000)
     assert gap_module._irreducible(problem, ham.structure, n) is None
+
+
+def test_refinement_stops_where_parabolas_promise_nothing() -> None:
+    """Values along ±x, ±y of a stencil: a symmetric minimum promises no gain (settled); a
+    tilted one promises g²/4c; a kink (no positive curvature) is never settled."""
+    pairs = np.array([[0, 1], [2, 3]])  # (+x, −x), (+y, −y)
+    centre = np.array([0.0, 0.0, 0.0])
+    vals = np.array([[1.0, 1.0, 2.0, 2.0], [1.5, 0.5, 1.0, 1.0], [-1.0, 1.0, 1.0, 1.0]])
+    gain = gap_module._possible_gain(vals, centre, pairs)
+    assert gain[0] == 0.0 and gain[1] == pytest.approx(0.0625) and gain[2] == np.inf
