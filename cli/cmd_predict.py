@@ -22,7 +22,12 @@ from hamdb.config import Project
 )
 @click.option("--pending", is_flag=True, help="Every structure without a prediction (queue).")
 @click.option("--workers", type=click.IntRange(1), default=1, help="--pending: processes.")
-@click.option("--batch", type=click.IntRange(1), default=16, help="--pending: structures/claim.")
+@click.option(
+    "--batch",
+    type=click.IntRange(1),
+    default=16,
+    help="--pending: structures per claim, run through the network as one batch.",
+)
 @click.option("--limit", type=click.IntRange(1), default=None, help="--pending: at most K.")
 @click.option("--screen", is_flag=True, help="--pending: gap and Z2 of each batch too.")
 @click.option("--lease", type=click.FloatRange(5), default=120.0, help="--pending: lease (s).")
