@@ -89,3 +89,26 @@ def test_unseen_element_and_basis_mismatch_are_clear_errors(tmp_path) -> None:
     path.write_bytes(b"not a model")
     with pytest.raises(ModelError, match="not a hamdb model"):
         Predictor.from_path(path)
+
+
+def test_shipped_model_predicts_with_the_exact_overlap() -> None:
+    """A GPAW-basis model: S is GPAW's exact overlap on GPAW's edges, H exactly Hermitian
+    (assembled from the SOC model's Pauli parts), and a structure GPAW refuses fails the
+    prediction with a ModelError naming the problem (a permanent failure for the workers)."""
+    pytest.importorskip("gpaw")
+    from hamdb.dft.gpaw_lcao import compute_overlap
+    from hamdb.ml.inference import SHIPPED_MODEL, SHIPPED_MODELS_DIR
+    from hamdb.physics.checks import hermiticity_error
+
+    if not (SHIPPED_MODELS_DIR / SHIPPED_MODEL / "model.pt").is_file():
+        pytest.skip("no shipped model in this checkout")
+    predictor = Predictor.shipped()
+    lattice = Lattice.from_parameters(3.1, 3.3, 4.2, 101.0, 94.0, 97.0)
+    structure = Structure(lattice, ["Pb", "S"], [[0.03, 0.86, 0.04], [0.54, 0.93, 0.82]])
+    (ham,) = predictor.predict([structure])
+    exact = compute_overlap(structure)
+    assert np.array_equal(ham.edges, exact.edges) and np.array_equal(ham.s, exact.s)
+    assert ham.spin == "soc" and hermiticity_error(ham) < 1e-12
+    crowded = Structure(lattice, ["Pb", "S"], [[0.0, 0.0, 0.0], [0.01, 0.0, 0.0]])
+    with pytest.raises(ModelError, match="atoms overlap"):
+        predictor.predict([crowded])
