@@ -208,9 +208,9 @@ class LineRefiner:
         fine = wcc_of_overlaps(m)
         moved = max_move(fine, wcc_of_overlaps(loop_overlaps(u[:, ::2], self.closure)))
         deficit = np.maximum(u.shape[-1] - (np.abs(m) ** 2).sum(axis=(-1, -2)), 0.0)
-        for ln, wcc, mv, mi, di in zip(batch, fine, moved, m, deficit, strict=True):
+        poor = _poor_overlaps(m, deficit)
+        for ln, wcc, mv, di, turned in zip(batch, fine, moved, deficit, poor, strict=True):
             ln.wcc = wcc
-            turned = _poor_overlaps(mi, di)
             if not self.s.adaptive or (mv < self.s.pos_tol and not turned.any()):
                 ln.converged, ln.u = True, None
                 continue
@@ -244,13 +244,13 @@ class LineRefiner:
 
 
 def _poor_overlaps(m: np.ndarray, deficit: np.ndarray) -> np.ndarray:
-    """Segments whose smallest singular value is below MIN_OVERLAP (bool per segment).
+    """Segments whose smallest singular value is below MIN_OVERLAP (bool, deficit's shape).
 
     d_j ≥ 1 − σ_min², so only segments with d_j ≥ 1 − MIN_OVERLAP² need the singular values.
     """
-    out = np.zeros(len(m), dtype=bool)
-    suspect = np.flatnonzero(deficit >= 1 - MIN_OVERLAP**2)
-    if len(suspect):
+    out = np.zeros(deficit.shape, dtype=bool)
+    suspect = deficit >= 1 - MIN_OVERLAP**2
+    if suspect.any():
         sigma = np.linalg.svd(m[suspect], compute_uv=False)[:, -1]
         out[suspect] = sigma < MIN_OVERLAP
     return out
