@@ -104,14 +104,23 @@ def wilson_wcc(u: np.ndarray, closure: np.ndarray, step: int = 1) -> np.ndarray:
 
 @dataclass
 class Line:
-    """One line of a plane: positions p (ints on [0, D)), states while refining, WCCs."""
+    """One line of a plane: positions p (ints on [0, D)), states while refining, WCCs.
+
+    plane: (fixed axis, its value, pump axis, loop axis) of the plane that made the line;
+    n_computed, e_bounds, messages: what refining it cost and saw (k-points diagonalised;
+    lowest band, highest occupied, lowest empty, smallest direct gap in eV; limits hit).
+    """
 
     t: float
     p: np.ndarray
+    plane: tuple[int, float, int, int]
     u: np.ndarray | None = None  # (len(p), N, n_occ) periodic states at p
     wcc: np.ndarray | None = None
     converged: bool = False
     pending: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    n_computed: int = 0
+    e_bounds: list[float] = field(default_factory=lambda: [np.inf, -np.inf, np.inf, np.inf])
+    messages: list[str] = field(default_factory=list)
 
     @property
     def n_k(self) -> int:
@@ -119,23 +128,21 @@ class Line:
 
 
 class LineRefiner:
-    """Occupied states and converged WCCs of lines of one plane, batched over lines.
+    """Occupied states and converged WCCs of lines (of any planes), batched over lines."""
 
-    Keeps what the plane reports: k-points diagonalised, band extrema seen, messages.
-    """
-
-    def __init__(self, problem: BandProblem, plane: tuple[int, float, int, int], settings) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, problem: BandProblem, settings) -> None:  # type: ignore[no-untyped-def]
         self.problem = problem
-        self.plane = plane
         self.s = settings
         self.resolution = int(settings.k_start) * 2**LEVELS
-        g = np.zeros(3)
-        g[plane[3]] = 1.0
-        self.closure = np.exp(-2j * np.pi * (problem.tau @ g))
-        self.n_kpoints = 0
-        self.messages: list[str] = []
-        # min band, max occupied, min empty, min direct gap (eV) over the computed k-points
-        self.e_bounds = [np.inf, -np.inf, np.inf, np.inf]
+        self._closures: dict[int, np.ndarray] = {}
+
+    def closure(self, loop_axis: int) -> np.ndarray:
+        """(N,) e^{-2πi G·τ} for G along the loop axis."""
+        if loop_axis not in self._closures:
+            g = np.zeros(3)
+            g[loop_axis] = 1.0
+            self._closures[loop_axis] = np.exp(-2j * np.pi * (self.problem.tau @ g))
+        return self._closures[loop_axis]
 
     def even_grid(self, n_k: int) -> np.ndarray:
         return np.arange(n_k, dtype=np.int64) * (self.resolution // n_k)
@@ -156,31 +163,23 @@ class LineRefiner:
             compute = np.ones(len(p), dtype=bool)
             if trs and ln.t in (0.0, 1.0):
                 compute = (p <= partner) | ~np.isin(partner, p)
-            kpts.append(_grid_kpoints(self.plane, ln.t, p / D))
+            kpts.append(_grid_kpoints(ln.plane, ln.t, p / D))
             computed.append(compute)
         k_all = np.concatenate([k[c] for k, c in zip(kpts, computed, strict=True)])
         energies, c = self.problem.occupied_states(k_all, gauge="lattice")
-        self._record(energies)
         out, start = [], 0
         for ln, k, compute in zip(lines, kpts, computed, strict=True):
+            stop = start + int(compute.sum())
+            _record(ln, energies[start:stop], self.problem.n_occupied)
             u = np.empty((len(k), *c.shape[1:]), dtype=complex)
-            u[compute] = c[start : start + compute.sum()]
-            start += int(compute.sum())
+            u[compute] = c[start:stop]
+            start = stop
             if not compute.all():
                 source = np.searchsorted(ln.pending, (D - ln.pending[~compute]) % D)
                 u[~compute] = time_reversed(u[source])
             u *= np.exp(-2j * np.pi * (k @ self.problem.tau.T))[..., None]
             out.append(u)
         return out
-
-    def _record(self, energies: np.ndarray) -> None:
-        self.n_kpoints += len(energies)
-        n_occ = self.problem.n_occupied
-        b = self.e_bounds
-        b[0] = min(b[0], float(energies[:, 0].min()))
-        b[1] = max(b[1], float(energies[:, n_occ - 1].max()))
-        b[2] = min(b[2], float(energies[:, n_occ].min()))
-        b[3] = min(b[3], float((energies[:, n_occ] - energies[:, n_occ - 1]).min()))
 
     def converge(self, lines: list[Line]) -> None:
         """Refine each line's grid until its WCCs pass the check (or a limit is reached)."""
@@ -197,16 +196,18 @@ class LineRefiner:
                     ln.p = p[order]
                     ln.u = u if ln.u is None else np.concatenate([ln.u, u])[order]
                     ln.pending = np.zeros(0, dtype=np.int64)
-            for n_k in sorted({ln.n_k for ln in todo}):  # lines of one size: one batch
-                self._check([ln for ln in todo if ln.n_k == n_k])
+            # lines of one size and loop axis: one batch
+            for size, loop in sorted({(ln.n_k, ln.plane[3]) for ln in todo}):
+                self._check([ln for ln in todo if (ln.n_k, ln.plane[3]) == (size, loop)])
             todo = [ln for ln in todo if not ln.converged]
 
     def _check(self, batch: list[Line]) -> None:
         """Set each line's WCCs; mark it converged, or set the positions to add next."""
         u = np.stack([ln.u for ln in batch])  # type: ignore[misc]
-        m = loop_overlaps(u, self.closure)
+        closure = self.closure(batch[0].plane[3])
+        m = loop_overlaps(u, closure)
         fine = wcc_of_overlaps(m)
-        moved = max_move(fine, wcc_of_overlaps(loop_overlaps(u[:, ::2], self.closure)))
+        moved = max_move(fine, wcc_of_overlaps(loop_overlaps(u[:, ::2], closure)))
         deficit = np.maximum(u.shape[-1] - (np.abs(m) ** 2).sum(axis=(-1, -2)), 0.0)
         poor = _poor_overlaps(m, deficit)
         for ln, wcc, mv, di, turned in zip(batch, fine, moved, deficit, poor, strict=True):
@@ -217,7 +218,7 @@ class LineRefiner:
             new = self._bisect(ln, di, turned)
             if len(new) == 0 or ln.n_k + len(new) > self.s.k_max:
                 ln.converged, ln.u = True, None
-                self.messages.append(
+                ln.messages.append(
                     f"line t={ln.t:.4f}: WCCs still move {mv:.3g} with {ln.n_k} k-points "
                     f"(k_max={self.s.k_max})"
                 )
@@ -241,6 +242,18 @@ class LineRefiner:
         if ln.t in (0.0, 1.0):  # keep the grid mirror-symmetric: Θ halves its cost
             mid = np.union1d(mid, (D - mid) % D)
         return np.setdiff1d(mid, ln.p)
+
+
+def _record(line: Line, energies: np.ndarray, n_occ: int) -> None:
+    """Count a line's diagonalised k-points and widen its band extrema."""
+    line.n_computed += len(energies)
+    if len(energies) == 0:
+        return
+    b = line.e_bounds
+    b[0] = min(b[0], float(energies[:, 0].min()))
+    b[1] = max(b[1], float(energies[:, n_occ - 1].max()))
+    b[2] = min(b[2], float(energies[:, n_occ].min()))
+    b[3] = min(b[3], float((energies[:, n_occ] - energies[:, n_occ - 1]).min()))
 
 
 def _poor_overlaps(m: np.ndarray, deficit: np.ndarray) -> np.ndarray:

@@ -119,20 +119,27 @@ def z2_from_flow(wcc: np.ndarray) -> int:
 
 # -- planes --------------------------------------------------------------------------------------
 class _PlaneRun:
-    """State of one adaptive plane computation (lines kept sorted by t)."""
+    """State of one adaptive plane computation (lines kept sorted by t).
+
+    `initial_lines` makes the evenly spaced starting lines (the time-reversal-invariant edge
+    lines shared with other planes through `shared`); once they are converged, possibly in
+    one batch with other planes' (`z2_3d`), `finish` refines the surface and gives the result.
+    """
 
     def __init__(
         self,
         problem: BandProblem,
         plane: tuple[int, float, int, int],
         s: WccSettings,
+        refiner: LineRefiner,
         shared: dict[tuple, Line] | None = None,
     ):
         self.problem = problem
         self.shared = {} if shared is None else shared
         self.plane = plane
         self.s = s
-        self.refiner = LineRefiner(problem, plane, s)
+        self.refiner = refiner
+        self.messages: list[str] = []
 
     def _key(self, t: float) -> tuple:
         """Line identity: loop axis and the two other k-coordinates."""
@@ -140,22 +147,33 @@ class _PlaneRun:
         coords = {fixed: round(value, 12), pump: round(t / 2, 12)}
         return (loop, tuple(sorted(coords.items())))
 
-    def run(self) -> PlaneResult:
-        s = self.s
-        refiner = self.refiner
-        lines = [
-            Line(float(t), refiner.even_grid(s.k_start)) for t in np.linspace(0, 1, s.num_lines)
-        ]
+    def initial_lines(self) -> list[Line]:
+        grid = self.refiner.even_grid(self.s.k_start)
+        lines = [Line(float(t), grid, self.plane) for t in np.linspace(0, 1, self.s.num_lines)]
         # The two time-reversal-invariant edge lines of a 3D plane are also edge lines of the
-        # plane with the other fixed axis and the same loop axis: computed once.
-        for end in (lines[0], lines[-1]):
-            done = self.shared.get(self._key(end.t))
-            if done is not None:
-                end.p, end.wcc, end.converged = done.p, done.wcc, True
-        refiner.converge(lines)
-        for end in (lines[0], lines[-1]):
-            self.shared.setdefault(self._key(end.t), end)
-        limit_hit = bool(refiner.messages)
+        # plane with the other fixed axis and the same loop axis: one object, computed once
+        # (by the plane that made it; `finish` gives the other plane its own view of it).
+        for end in (0, -1):
+            lines[end] = self.shared.setdefault(self._key(lines[end].t), lines[end])
+        return lines
+
+    def _own_view(self, line: Line, t: float) -> Line:
+        """A converged line of another plane seen at this plane's t (its k-points not counted)."""
+        if line.plane == self.plane:
+            return line
+        return Line(
+            t, line.p, self.plane, wcc=line.wcc, converged=True,
+            e_bounds=list(line.e_bounds), messages=list(line.messages),
+        )  # fmt: skip
+
+    def run(self) -> PlaneResult:
+        lines = self.initial_lines()
+        self.refiner.converge(lines)
+        return self.finish(lines)
+
+    def finish(self, lines: list[Line]) -> PlaneResult:
+        s = self.s
+        lines = [self._own_view(lines[0], 0.0), *lines[1:-1], self._own_view(lines[-1], 1.0)]
         while s.adaptive:
             wcc = np.stack([ln.wcc for ln in lines])  # type: ignore[misc]
             bad = np.flatnonzero(~_neighbours_ok(wcc, s))
@@ -168,20 +186,19 @@ class _PlaneRun:
                     continue
                 # start from the finer neighbour's grid: the states turn in the same places
                 finer = left if left.n_k >= right.n_k else right
-                new_lines.append(Line((left.t + right.t) / 2, finer.p.copy()))
+                new_lines.append(Line((left.t + right.t) / 2, finer.p.copy(), self.plane))
             if not new_lines or len(lines) + len(new_lines) > s.max_lines:
-                limit_hit = True
-                refiner.messages.append(
+                self.messages.append(
                     f"{len(bad)} neighbouring line pair(s) still fail the gap/move checks at "
                     f"{len(lines)} lines (min_neighbour_dist={s.min_neighbour_dist}, "
                     f"max_lines={s.max_lines})"
                 )
                 break
-            refiner.converge(new_lines)
-            limit_hit = limit_hit or bool(refiner.messages)
+            self.refiner.converge(new_lines)
             lines = sorted(lines + new_lines, key=lambda ln: ln.t)
+        messages = [m for ln in lines for m in ln.messages] + self.messages
+        converged = not messages
         wcc = np.stack([ln.wcc for ln in lines])  # type: ignore[misc]
-        converged = not limit_hit
         for end in (0, -1):
             w = wcc[end]
             split = min(
@@ -190,15 +207,22 @@ class _PlaneRun:
             )
             if split > s.kramers_tol:
                 converged = False
-                refiner.messages.append(
+                messages.append(
                     f"WCCs at t={lines[end].t:g} are not Kramers pairs (split {split:.3g}): "
                     f"time reversal is broken or the occupied count is wrong"
                 )
+        bounds = np.array([ln.e_bounds for ln in lines])
+        e_bounds = (
+            float(bounds[:, 0].min()), float(bounds[:, 1].max()),
+            float(bounds[:, 2].min()), float(bounds[:, 3].min()),
+        )  # fmt: skip
+        # a line shared with another plane is counted by the plane that made it
+        n_kpoints = sum(ln.n_computed for ln in lines if ln.plane == self.plane)
         fixed, value, pump, loop = self.plane
         return PlaneResult(
             fixed, value, pump, loop, np.array([ln.t for ln in lines]), wcc,
-            refiner.n_kpoints, converged, z2_from_flow(wcc) if converged else None,
-            refiner.messages, tuple(refiner.e_bounds),
+            n_kpoints, converged, z2_from_flow(wcc) if converged else None,
+            messages, e_bounds,
         )  # fmt: skip
 
 
@@ -217,9 +241,10 @@ def plane_flow(
     problem: BandProblem, fixed_axis: int, fixed_value: float, settings: WccSettings | None = None
 ) -> PlaneResult:
     """Adaptive WCC flow and Z2 of the plane k_fixed = fixed_value (0 or 0.5)."""
+    s = settings or WccSettings()
     others = [a for a in range(3) if a != fixed_axis]
     plane = (fixed_axis, float(fixed_value), others[0], others[1])
-    return _PlaneRun(problem, plane, settings or WccSettings()).run()
+    return _PlaneRun(problem, plane, s, LineRefiner(problem, s)).run()
 
 
 def z2_2d(
@@ -230,15 +255,23 @@ def z2_2d(
 
 
 def z2_3d(problem: BandProblem, settings: WccSettings | None = None) -> list[PlaneResult]:
-    """The six time-reversal-invariant planes k_i = 0, ½ (i = 1, 2, 3), in that order."""
+    """The six time-reversal-invariant planes k_i = 0, ½ (i = 1, 2, 3), in that order.
+
+    The starting lines of all six planes (26 distinct with 5 per plane: the edge lines are
+    shared) are converged together, one batch of k-points per refinement round.
+    """
+    s = settings or WccSettings()
+    refiner = LineRefiner(problem, s)
     shared: dict[tuple, Line] = {}
-    out = []
+    runs = []
     for axis in range(3):
         others = [a for a in range(3) if a != axis]
         for value in (0.0, 0.5):
-            plane = (axis, value, others[0], others[1])
-            out.append(_PlaneRun(problem, plane, settings or WccSettings(), shared).run())
-    return out
+            runs.append(_PlaneRun(problem, (axis, value, others[0], others[1]), s, refiner, shared))
+    starting = [run.initial_lines() for run in runs]
+    distinct = list({id(ln): ln for lines in starting for ln in lines}.values())
+    refiner.converge(distinct)
+    return [run.finish(lines) for run, lines in zip(runs, starting, strict=True)]
 
 
 def indices_3d(planes: list[PlaneResult]) -> tuple[list[int] | None, str | None]:

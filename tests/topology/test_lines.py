@@ -26,14 +26,14 @@ PLANE = (2, 0.0, 0, 1)
 def _reference(problem: BandProblem, refiner: LineRefiner, t: float) -> np.ndarray:
     k = line_kpoints(PLANE, np.array([t]), 1024)[0]
     _, u = problem.occupied_states(k)
-    return wcc_of_overlaps(loop_overlaps(u, refiner.closure))
+    return wcc_of_overlaps(loop_overlaps(u, refiner.closure(PLANE[3])))
 
 
 def _converged_line(
     problem: BandProblem, t: float, settings: WccSettings
 ) -> tuple[Line, LineRefiner]:
-    refiner = LineRefiner(problem, PLANE, settings)
-    line = Line(t, refiner.even_grid(settings.k_start))
+    refiner = LineRefiner(problem, settings)
+    line = Line(t, refiner.even_grid(settings.k_start), PLANE)
     refiner.converge([line])
     return line, refiner
 
@@ -49,8 +49,8 @@ def test_graded_grid_is_accurate_with_far_fewer_points_near_a_small_gap(
     settings = WccSettings()
     graded, refiner = _converged_line(problem, 2 / 3, settings)
     reference = _reference(problem, refiner, 2 / 3)
-    assert graded.converged and not refiner.messages
-    assert graded.n_k <= 16 and refiner.n_kpoints == graded.n_k
+    assert graded.converged and not graded.messages
+    assert graded.n_k <= 16 and graded.n_computed == graded.n_k
     assert max_move(graded.wcc, reference) < settings.pos_tol / 2
     monkeypatch.setattr(lines_module, "MARK_FRACTION", 1.0)  # every segment: even doubling
     even, _ = _converged_line(problem, 2 / 3, settings)
@@ -60,12 +60,12 @@ def test_graded_grid_is_accurate_with_far_fewer_points_near_a_small_gap(
 def test_non_uniform_loop_is_the_same_wilson_loop() -> None:
     """Dropping points of an even grid gives a valid (coarser) loop of the same line."""
     problem = BandProblem.from_hamiltonian(kane_mele())
-    refiner = LineRefiner(problem, PLANE, WccSettings())
+    closure = LineRefiner(problem, WccSettings()).closure(PLANE[3])
     k = line_kpoints(PLANE, np.array([0.3]), 64)[0]
     _, u = problem.occupied_states(k)
     keep = np.r_[0:20, 20:44:4, 44:64]
-    assert max_move(wcc_of_overlaps(loop_overlaps(u[keep], refiner.closure)),
-                    wilson_wcc(u[None], refiner.closure)[0]) < 2e-3  # fmt: skip
+    assert max_move(wcc_of_overlaps(loop_overlaps(u[keep], closure)),
+                    wilson_wcc(u[None], closure)[0]) < 2e-3  # fmt: skip
 
 
 def test_time_reversal_invariant_line_stays_mirror_symmetric_and_uses_theta() -> None:
@@ -77,11 +77,11 @@ def test_time_reversal_invariant_line_stays_mirror_symmetric_and_uses_theta() ->
     D = refiner.resolution
     assert line.n_k > settings.k_start  # it was refined
     assert set(((D - line.p) % D).tolist()) == set(line.p.tolist())
-    assert refiner.n_kpoints <= line.n_k // 2 + 1
+    assert line.n_computed <= line.n_k // 2 + 1
     k = np.zeros((line.n_k, 3))
     k[:, 0], k[:, 1] = 0.5, line.p / D
     _, u = problem.occupied_states(k)
-    direct = wcc_of_overlaps(loop_overlaps(u, refiner.closure))
+    direct = wcc_of_overlaps(loop_overlaps(u, refiner.closure(PLANE[3])))
     assert max_move(line.wcc, direct) < 1e-10
 
 
@@ -95,6 +95,6 @@ def test_poorly_overlapping_segments_are_flagged() -> None:
 
 def test_k_max_reached_leaves_the_line_not_converged_with_a_message() -> None:
     problem = BandProblem.from_hamiltonian(kane_mele(lambda_r=0.0, lambda_v=0.28))
-    line, refiner = _converged_line(problem, 2 / 3, WccSettings(pos_tol=1e-5, k_max=12))
+    line, _ = _converged_line(problem, 2 / 3, WccSettings(pos_tol=1e-5, k_max=12))
     assert line.converged and line.n_k <= 12
-    assert refiner.messages and "k_max=12" in refiner.messages[0]
+    assert line.messages and "k_max=12" in line.messages[0]

@@ -14,6 +14,7 @@ from hamdb.topology.wcc import (
     _orientation_sign,
     largest_gap,
     plane_flow,
+    z2_3d,
     z2_from_flow,
 )
 
@@ -140,3 +141,27 @@ def test_time_reversed_states_match_diagonalised_ones_on_tri_lines() -> None:
     noisy = kane_mele()
     noisy = noisy.with_h(noisy.h + 1e-3 * (noisy.h != 0) * 1j * (np.arange(noisy.h.size) % 3 == 0))
     assert not BandProblem.from_hamiltonian(noisy, hermitian_tol=1.0).time_reversal_symmetric
+
+
+def test_3d_planes_share_their_edge_lines_and_count_each_k_point_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The six planes converge their starting lines in one batch; an edge line common to two
+    planes is computed once, counted once, and seen by both at their own t."""
+    problem = BandProblem.from_hamiltonian(fu_kane_mele(delta_t1=0.4))
+    seen = [0]
+    original = problem.occupied_states
+
+    def counting(k, gauge="atomic"):  # type: ignore[no-untyped-def]
+        seen[0] += len(k)
+        return original(k, gauge)
+
+    monkeypatch.setattr(problem, "occupied_states", counting)
+    planes = z2_3d(problem)
+    assert sum(p.n_kpoints for p in planes) == seen[0]
+    by_plane = {(p.fixed_axis, p.fixed_value): p for p in planes}
+    # k1 = 0, k2 = ½ along k3: t = 1 of the plane k1 = 0, t = 0 of the plane k2 = ½
+    a, b = by_plane[(0, 0.0)], by_plane[(1, 0.5)]
+    assert a.t[-1] == 1.0 and b.t[0] == 0.0
+    np.testing.assert_array_equal(a.wcc[-1], b.wcc[0])
+    assert all(np.all(np.diff(p.t) > 0) for p in planes)
