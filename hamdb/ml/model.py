@@ -57,7 +57,6 @@ class ModelConfig:
     hidden: node irreps; edge_mul: multiplicity of each edge irrep; layers: interactions.
     mp_cutoff_ang: message-passing radius; edge_cutoff_ang: radius of the Bessel basis for the
     block edges (≥ the longest block edge); pair_cutoff_ang: "A-B" -> longest edge seen.
-    scale_ev: output scale (std of the training targets), in eV.
     """
 
     kind: ModelKind
@@ -73,6 +72,8 @@ class ModelConfig:
     mp_cutoff_ang: float = 5.0
     edge_cutoff_ang: float = 12.0
     pair_cutoff_ang: dict[str, float] = field(default_factory=dict)
+    zero_beyond_ang: float | None = None
+    onsite_scale_ev: float | None = None
     avg_neighbours: float = 10.0
     scale_ev: float = 1.0
 
@@ -94,11 +95,25 @@ class ModelConfig:
         return max((l for shells in self.shells.values() for l in shells), default=0)
 
 
+def envelope(x: torch.Tensor, p: float = 6.0) -> torch.Tensor:
+    """u(x) = 1 − (p+1)(p+2)/2 x^p + p(p+2) x^{p+1} − p(p+1)/2 x^{p+2}, 0 for x ≥ 1.
+
+    The polynomial envelope of DimeNet (Klicpera et al. 2020): u(1) = u'(1) = u''(1) = 0.
+    """
+    x = x.clamp(max=1.0)
+    return (
+        1
+        - (p + 1) * (p + 2) / 2 * x**p
+        + p * (p + 2) * x ** (p + 1)
+        - p * (p + 1) / 2 * x ** (p + 2)
+    )
+
+
 class RadialBasis(nn.Module):
     """Bessel functions √(2/c)·sin(nπr/c)/r times the polynomial envelope u(r/c) (p = 6).
 
-    The envelope (DimeNet, Klicpera et al. 2020) goes to zero with its first two derivatives
-    at r = c, so features change smoothly when a neighbour crosses the cut-off.
+    The envelope goes to zero with its first two derivatives at r = c, so features change
+    smoothly when a neighbour crosses the cut-off.
     """
 
     def __init__(self, n: int, cutoff: float) -> None:
@@ -107,14 +122,7 @@ class RadialBasis(nn.Module):
         self.register_buffer("freq", torch.arange(1, n + 1) * math.pi / cutoff)
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
-        x = (r / self.cutoff).clamp(max=1.0)[:, None]
-        p = 6.0
-        env = (
-            1
-            - (p + 1) * (p + 2) / 2 * x**p
-            + p * (p + 2) * x ** (p + 1)
-            - p * (p + 1) / 2 * x ** (p + 2)
-        )
+        env = envelope(r / self.cutoff)[:, None]
         safe = r.clamp(min=1e-3)[:, None]
         return math.sqrt(2 / self.cutoff) * torch.sin(self.freq * safe) / safe * env
 
@@ -277,7 +285,7 @@ class HamiltonianNet(nn.Module):
         i, j = batch.edge_index
         onsite = length < 1e-4
         x = torch.zeros(len(length), self.edge_irreps.dim, dtype=h.dtype, device=h.device)
-        off = ~onsite
+        off = ~onsite & self.predicted(length)
         if off.any():
             io, jo = i[off], j[off]
             sh = o3.spherical_harmonics(
@@ -286,11 +294,21 @@ class HamiltonianNet(nn.Module):
             w = self.edge_radial(self.edge_rbf(length[off]))
             wi, wj = w[:, : self.tp_i.weight_numel], w[:, self.tp_i.weight_numel :]
             x_off = self.lin_i(self.tp_i(h[io], sh, wi)) + self.lin_j(self.tp_j(h[jo], sh, wj))
-            x[off] = x_off + self.pair_tp(h[io], h[jo])
+            # TP(h_i ⊗ h_j) depends on the atom pair only, not on R: once per pair, then
+            # gathered (a 4-atom cell has 16 pairs but ~10³ edges at the basis cut-off).
+            pair, inverse = torch.unique(io * h.shape[0] + jo, return_inverse=True)
+            pi, pj = pair // h.shape[0], pair % h.shape[0]
+            x[off] = x_off + self.pair_tp(h[pi], h[pj])[inverse]
         if onsite.any():
             hi = h[i[onsite]]
             x[onsite] = self.onsite_tp(hi, hi) + self.onsite_lin(hi)
         return x
+
+    def predicted(self, length: torch.Tensor) -> torch.Tensor:
+        """Edges whose blocks the network computes; the others are exactly zero."""
+        if self.cfg.zero_beyond_ang is None:
+            return torch.ones_like(length, dtype=torch.bool)
+        return length < self.cfg.zero_beyond_ang
 
     # -- heads -----------------------------------------------------------------------------
     def forward(self, batch: Any) -> dict[tuple[int, int], torch.Tensor]:
@@ -304,37 +322,69 @@ class HamiltonianNet(nn.Module):
         parts = {
             ir: x[:, sl].reshape(len(x), mul, 2 * ir[0] + 1) for ir, sl in self._slices.items()
         }
-        i, j = batch.edge_index
         raw: dict[tuple[int, int], torch.Tensor] = {}
+        lead = (4,) if self.cfg.kind == "soc" else ()
         for l1, l2 in self.cfg.l_pairs:
             key = f"{l1}{l2}"
             edge = batch[f"blk_{key}_edge"]
             if edge.numel() == 0:
                 continue
-            zi, zj = batch.z[i[edge]], batch.z[j[edge]]
             a, b = batch[f"blk_{key}_a"], batch[f"blk_{key}_b"]
-            ea = self.shell_embed(zi * MAX_SHELLS + a)
-            eb = self.shell_embed(zj * MAX_SHELLS + b)
-            onsite = (length[edge] < 1e-4).to(h.dtype)[:, None]
-            feats = torch.cat([ea, eb, self.edge_rbf(length[edge]), onsite], dim=1)
-            irreps = self._head_irreps[key]
-            w = self.heads[key](feats).view(len(edge), len(irreps), self.cfg.edge_mul)
-            coeffs = [
-                torch.einsum("nc,ncm->nm", w[:, k], parts[ir][edge]) for k, ir in enumerate(irreps)
-            ]
-            c = torch.cat(coeffs, dim=1) * self.cfg.scale_ev
-            n_sym = getattr(self, f"cg_{key}").shape[2]
-            block = torch.einsum("abk,nk->nab", getattr(self, f"cg_{key}"), c[:, :n_sym])
-            if l1 == l2:
-                # Atomic reference level of each on-site shell pair (an invariant times 1).
-                shift = self.onsite_shift((zi * MAX_SHELLS + a) * MAX_SHELLS + b)
-                eye = torch.eye(2 * l1 + 1, dtype=block.dtype, device=block.device)
-                block = block + (shift * onsite)[:, :, None] * eye
-            if self.cfg.kind == "soc":
-                k_blocks = torch.einsum("xabk,nk->nxab", getattr(self, f"cga_{key}"), c[:, n_sym:])
-                block = torch.cat([block[:, None], k_blocks], dim=1)
+            keep = self.predicted(length[edge])
+            if bool(keep.all()):
+                raw[(l1, l2)] = self._blocks(l1, l2, edge, a, b, batch, length, parts)
+                continue
+            sel = torch.nonzero(keep).squeeze(1)
+            block = torch.zeros(
+                len(edge), *lead, 2 * l1 + 1, 2 * l2 + 1, dtype=x.dtype, device=x.device
+            )
+            if sel.numel():
+                block[sel] = self._blocks(l1, l2, edge[sel], a[sel], b[sel], batch, length, parts)
             raw[(l1, l2)] = block
         return symmetrise(raw, batch, self.cfg.kind)
+
+    def _blocks(
+        self,
+        l1: int,
+        l2: int,
+        edge: torch.Tensor,
+        a: torch.Tensor,
+        b: torch.Tensor,
+        batch: Any,
+        length: torch.Tensor,
+        parts: dict[tuple[int, int], torch.Tensor],
+    ) -> torch.Tensor:
+        """Blocks (n, [4,] 2l1+1, 2l2+1) of the shell pairs (edge, a, b) of group (l1, l2)."""
+        key = f"{l1}{l2}"
+        i, j = batch.edge_index
+        zi, zj = batch.z[i[edge]], batch.z[j[edge]]
+        ea = self.shell_embed(zi * MAX_SHELLS + a)
+        eb = self.shell_embed(zj * MAX_SHELLS + b)
+        onsite = (length[edge] < 1e-4).to(length.dtype)[:, None]
+        feats = torch.cat([ea, eb, self.edge_rbf(length[edge]), onsite], dim=1)
+        irreps = self._head_irreps[key]
+        w = self.heads[key](feats).view(len(edge), len(irreps), self.cfg.edge_mul)
+        coeffs = [
+            torch.einsum("nc,ncm->nm", w[:, k], parts[ir][edge]) for k, ir in enumerate(irreps)
+        ]
+        scale = self.cfg.scale_ev
+        if self.cfg.onsite_scale_ev is not None:
+            scale = scale + onsite * (self.cfg.onsite_scale_ev - scale)
+        if self.cfg.zero_beyond_ang is not None:
+            fade = envelope(length[edge] / self.cfg.zero_beyond_ang)[:, None]
+            scale = scale * (onsite + (1 - onsite) * fade)
+        c = torch.cat(coeffs, dim=1) * scale
+        n_sym = getattr(self, f"cg_{key}").shape[2]
+        block = torch.einsum("abk,nk->nab", getattr(self, f"cg_{key}"), c[:, :n_sym])
+        if l1 == l2:
+            # Atomic reference level of each on-site shell pair (an invariant times 1).
+            shift = self.onsite_shift((zi * MAX_SHELLS + a) * MAX_SHELLS + b)
+            eye = torch.eye(2 * l1 + 1, dtype=block.dtype, device=block.device)
+            block = block + (shift * onsite)[:, :, None] * eye
+        if self.cfg.kind == "soc":
+            k_blocks = torch.einsum("xabk,nk->nxab", getattr(self, f"cga_{key}"), c[:, n_sym:])
+            block = torch.cat([block[:, None], k_blocks], dim=1)
+        return block
 
 
 def symmetrise(

@@ -5,6 +5,9 @@ Loss over the shell-pair groups (every real matrix element counts once, whatever
   nonsoc: L = ⟨|H_pred − H_dft|^p⟩;
   soc:    L = ⟨|δH0_pred − δH0|^p⟩ + soc_weight · ⟨|K_pred − K|^p⟩,  p = 1 (MAE) or 2 (MSE),
 so the small SOC part (meV) is weighted on its own and not drowned by the scalar correction.
+Optional band term (`band_weight` > 0, frames from `hamdb.ml.band_loss`): + band_weight · B
+with B = √L_band (eV, the RMS band-error bound) for MAE and L_band (eV²) for MSE, where L_band is
+the orthogonal-frame loss ‖W_k†(H_pred(k) − H_dft(k))W_k‖²/m at a few k per structure.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import torch
 from torch_geometric.data import Batch
 
 from hamdb.errors import ModelError
+from hamdb.ml.band_loss import BandFrame, batch_band_loss
 from hamdb.ml.data import HamGraph
 from hamdb.ml.model import MAX_SHELLS, HamiltonianNet, seed_everything
 
@@ -45,6 +49,11 @@ class TrainConfig:
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     max_minutes: float | None = None  # wall-clock budget; the best weights so far are kept
+    band_weight: float = 0.0  # weight of the band term (0: element loss only)
+    band_s_min: float = 1e-2  # overlap filter of its frames, relative to λ_max(S(k))
+    band_kpoints: int = 4  # random k per structure (plus Γ) of the band term
+    band_window: int | None = None  # bands above the occupied ones in W (None: all kept)
+    band_mode: str = "frame"  # "frame": ‖W†ΔHW‖²; "diagonal": first-order eigenvalue shifts
     model: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -104,12 +113,15 @@ def element_loss(
 
 
 def init_from_data(net: HamiltonianNet, graphs: Sequence[HamGraph]) -> None:
-    """Start the output scale and the atomic levels from the training targets.
+    """Start the output scales and the atomic levels from the training targets.
 
-    scale_ev = std of the off-site targets; onsite_shift[(Z, a, a)] = mean diagonal of the
-    on-site (Z, a, a) blocks (non-SOC) — the network then learns the environment around them.
+    scale_ev = std of the off-site targets; onsite_shift[(Z, a, b)] (shells a, b of one l) =
+    mean diagonal of the on-site (Z, a, b) blocks (non-SOC; a ≠ b too: the two zetas of a
+    shell overlap, their on-site block is eV-sized); onsite_scale_ev = std of the on-site
+    targets around those levels. The network then learns the environment around them.
     """
     values, levels = [], {}
+    onsite_blocks: list[tuple[torch.Tensor, list[int] | None]] = []
     for g in graphs:
         onsite = (g.edge_index[0] == g.edge_index[1]) & (g.edge_shift == 0).all(dim=1)
         for l1, l2 in net.cfg.l_pairs:
@@ -118,20 +130,35 @@ def init_from_data(net: HamiltonianNet, graphs: Sequence[HamGraph]) -> None:
                 continue
             is_on = onsite[g[f"blk_{l1}{l2}_edge"]]
             values.append(y[~is_on].reshape(-1))
+            keys: list[int] | None = None
             if net.cfg.kind == "nonsoc" and l1 == l2:
                 a, b = g[f"blk_{l1}{l2}_a"], g[f"blk_{l1}{l2}_b"]
                 z = g.z[g.edge_index[0][g[f"blk_{l1}{l2}_edge"]]]
                 diag = y.diagonal(dim1=-2, dim2=-1).mean(dim=-1)
-                for k in torch.nonzero(is_on & (a == b)).flatten().tolist():
+                keys = []
+                for k in torch.nonzero(is_on).flatten().tolist():
                     key = (int(z[k]) * MAX_SHELLS + int(a[k])) * MAX_SHELLS + int(b[k])
                     levels.setdefault(key, []).append(float(diag[k]))
+                    keys.append(key)
+            onsite_blocks.append((y[is_on], keys))
     if values:
         flat = torch.cat(values)
         scale = float(flat.std()) if flat.numel() > 1 else 1.0
         net.cfg.scale_ev = scale if math.isfinite(scale) and scale > 1e-8 else 1.0
+    mean_level = {key: float(np.mean(vals)) for key, vals in levels.items()}
     with torch.no_grad():
-        for key, vals in levels.items():
-            net.onsite_shift.weight[key, 0] = float(np.mean(vals))
+        for key, level in mean_level.items():
+            net.onsite_shift.weight[key, 0] = level
+    residuals = []
+    for y, keys in onsite_blocks:
+        if keys is not None and len(y):
+            eye = torch.eye(y.shape[-1], dtype=y.dtype)
+            y = y - torch.tensor([mean_level[k] for k in keys], dtype=y.dtype)[:, None, None] * eye
+        residuals.append(y.reshape(-1))
+    if residuals:
+        flat = torch.cat(residuals)
+        scale = float(flat.std()) if flat.numel() > 1 else 1.0
+        net.cfg.onsite_scale_ev = scale if math.isfinite(scale) and scale > 1e-8 else 1.0
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
@@ -162,9 +189,12 @@ class Trainer:
         val: Sequence[HamGraph],
         cfg: TrainConfig,
         checkpoint_dir: Path | None = None,
+        train_frames: Sequence[BandFrame | None] | None = None,
+        val_frames: Sequence[BandFrame | None] | None = None,
     ) -> None:
         self.net = net.to(cfg.device)
         self.train, self.val, self.cfg = list(train), list(val), cfg
+        self.frames = {"train": train_frames, "val": val_frames}
         self.checkpoint_dir = checkpoint_dir
         self.opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(
@@ -190,6 +220,7 @@ class Trainer:
                 "epoch": epoch,
                 "model": self.net.state_dict(),
                 "scale_ev": self.net.cfg.scale_ev,
+                "onsite_scale_ev": self.net.cfg.onsite_scale_ev or 0.0,
                 "best": self.best_state,
                 "opt": self.opt.state_dict(),
                 "sched": self.sched.state_dict(),
@@ -210,6 +241,7 @@ class Trainer:
                 f"{path}: checkpoint of a run with other settings; remove it or use another --name"
             )
         self.net.cfg.scale_ev = float(state["scale_ev"])
+        self.net.cfg.onsite_scale_ev = float(state["onsite_scale_ev"]) or None
         self.net.load_state_dict(state["model"])
         self.best_state = state["best"]
         self.opt.load_state_dict(state["opt"])
@@ -220,33 +252,59 @@ class Trainer:
         return True
 
     # -- loop ----------------------------------------------------------------------------
-    def _batches(self, graphs: Sequence[HamGraph], epoch: int, shuffle: bool) -> list[Batch]:
+    def _batches(
+        self, graphs: Sequence[HamGraph], epoch: int, shuffle: bool
+    ) -> list[tuple[Batch, list[int]]]:
+        """Batches and the indices of their graphs in `graphs`."""
         order = list(range(len(graphs)))
         if shuffle:
             gen = torch.Generator().manual_seed(self.cfg.seed * 100003 + epoch)
             order = torch.randperm(len(graphs), generator=gen).tolist()
         size = self.cfg.batch_size
         return [
-            Batch.from_data_list([graphs[k] for k in order[s : s + size]]).to(self.cfg.device)
+            (
+                Batch.from_data_list([graphs[k] for k in order[s : s + size]]).to(self.cfg.device),
+                order[s : s + size],
+            )
             for s in range(0, len(order), size)
         ]
 
-    def evaluate(self, graphs: Sequence[HamGraph]) -> dict[str, float]:
-        """Mean absolute errors (eV) of the real part ("h") and SOC part ("k") over graphs."""
+    def _band_term(
+        self,
+        pred: dict[tuple[int, int], torch.Tensor],
+        batch: Batch,
+        frames: Sequence[BandFrame | None] | None,
+        index: list[int],
+    ) -> torch.Tensor | None:
+        """B of the batch (module docstring), or None without frames."""
+        if not frames or self.cfg.band_weight <= 0:
+            return None
+        sq = batch_band_loss(pred, batch, [frames[k] for k in index], self.net.cfg.kind)
+        return torch.sqrt(sq + 1e-12) if self.cfg.loss == "mae" else sq
+
+    def evaluate(self, graphs: Sequence[HamGraph], part: str | None = None) -> dict[str, float]:
+        """Mean absolute errors (eV) of the real part ("h") and SOC part ("k") over graphs,
+        and with band frames of `part` ("train"/"val") the band term ("band", eV or eV²)."""
         self.net.eval()
         tot: dict[str, float] = {}
+        frames = self.frames.get(part or "")
         with torch.no_grad():
-            for batch in self._batches(graphs, 0, shuffle=False):
-                _, maes = element_loss(self.net(batch), batch, self.net.cfg.kind, "mae", 1.0)
+            for batch, index in self._batches(graphs, 0, shuffle=False):
+                pred = self.net(batch)
+                _, maes = element_loss(pred, batch, self.net.cfg.kind, "mae", 1.0)
+                band = self._band_term(pred, batch, frames, index)
+                if band is not None:
+                    maes["band"] = float(band)
                 n = batch.num_graphs
                 for k, v in maes.items():
                     tot[k] = tot.get(k, 0.0) + v * n
         return {k: v / max(len(graphs), 1) for k, v in tot.items()}
 
     def _score(self, maes: dict[str, float]) -> float:
+        score = maes.get("h", 0.0) + self.cfg.band_weight * maes.get("band", 0.0)
         if self.net.cfg.kind == "soc":
-            return maes.get("h", 0.0) + self.cfg.soc_weight * maes.get("k", 0.0)
-        return maes.get("h", 0.0)
+            score += self.cfg.soc_weight * maes.get("k", 0.0)
+        return score
 
     def fit(self, on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> History:
         """Train until `epochs` or until the validation score stalls for `patience` epochs."""
@@ -263,11 +321,16 @@ class Trainer:
             start = time.perf_counter()
             self.net.train()
             train_sum, n_batches = {}, 0
-            for batch in self._batches(self.train, epoch, shuffle=True):
+            for batch, index in self._batches(self.train, epoch, shuffle=True):
                 self.opt.zero_grad()
+                pred = self.net(batch)
                 loss, maes = element_loss(
-                    self.net(batch), batch, self.net.cfg.kind, self.cfg.loss, self.cfg.soc_weight
+                    pred, batch, self.net.cfg.kind, self.cfg.loss, self.cfg.soc_weight
                 )
+                band = self._band_term(pred, batch, self.frames["train"], index)
+                if band is not None:
+                    loss = loss + self.cfg.band_weight * band
+                    maes["band"] = float(band.detach())
                 loss.backward()
                 self.opt.step()
                 n_batches += 1
@@ -275,7 +338,7 @@ class Trainer:
                     train_sum[k] = train_sum.get(k, 0.0) + v
             self.sched.step()
             row = {f"train_{k}": v / max(n_batches, 1) for k, v in train_sum.items()}
-            val = self.evaluate(self.val) if self.val else {k[6:]: v for k, v in row.items()}
+            val = self.evaluate(self.val, "val") if self.val else {k[6:]: v for k, v in row.items()}
             row.update({f"val_{k}": v for k, v in val.items()})
             row["epoch"] = epoch
             row["seconds"] = time.perf_counter() - start

@@ -13,6 +13,7 @@ with the same settings resumes there.
 from __future__ import annotations
 
 import json
+import math
 import time
 import tomllib
 from collections.abc import Callable, Sequence
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from hamdb.errors import InputError, ModelError
+from hamdb.ml.band_loss import BandFrame
 from hamdb.ml.bundle import ModelBundle
 from hamdb.ml.data import HamGraph, make_graph, nonsoc_targets, soc_targets
 from hamdb.ml.dataset import Record, common_basis, load_records
@@ -82,6 +84,33 @@ def build_graphs(records: Sequence[Record], basis: Any, cfg: ModelConfig) -> lis
             graph[key] = value
         graphs.append(graph)
     return graphs
+
+
+def build_frames(
+    records: Sequence[Record], basis: Any, cfg: ModelConfig, tcfg: TrainConfig
+) -> list[BandFrame]:
+    """Band-loss frames (hamdb.ml.band_loss) of each record on its graph's layout.
+
+    k-points: Γ plus `band_kpoints` random ones seeded by the structure id (the same for every
+    run); window: the occupied spinless bands (⌈n_electrons/2⌉) plus `band_window`.
+    """
+    from hamdb.ml.band_loss import band_kpoints, build_band_frame
+    from hamdb.ml.graph import block_layout
+
+    frames = []
+    for r in records:
+        ref = r.h_soc if cfg.kind == "soc" else r.h_none
+        layout = block_layout(basis, list(ref.species), ref.edges)
+        window = None
+        if tcfg.band_window is not None:
+            window = math.ceil(r.h_none.n_electrons / 2) + tcfg.band_window
+        kpts = band_kpoints(tcfg.band_kpoints, r.structure_id)
+        frames.append(
+            build_band_frame(
+                r.h_none, layout, kpts, tcfg.band_s_min, window, tcfg.band_mode == "diagonal"
+            )
+        )
+    return frames
 
 
 def _average_neighbours(records: Sequence[Record], cutoff: float) -> float:
@@ -186,8 +215,18 @@ def train_part(
     net = HamiltonianNet(mcfg)
     init_from_data(net, [graphs[k] for k in train_idx])
     run_dir = Path(store_root) / "models" / name / "runs" / f"{kind}-seed{tcfg.seed}"
+    frames: dict[str, list[BandFrame] | None] = {"train": None, "val": None}
+    if tcfg.band_weight > 0 and kind != "overlap":
+        for part, idx in (("train", train_idx), ("val", val_idx)):
+            frames[part] = build_frames([records[k] for k in idx], basis, mcfg, tcfg)
     trainer = Trainer(
-        net, [graphs[k] for k in train_idx], [graphs[k] for k in val_idx], tcfg, run_dir
+        net,
+        [graphs[k] for k in train_idx],
+        [graphs[k] for k in val_idx],
+        tcfg,
+        run_dir,
+        frames["train"],
+        frames["val"],
     )
     resumed = trainer.try_resume()
     start = time.perf_counter()

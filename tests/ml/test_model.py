@@ -14,7 +14,7 @@ from scipy.spatial.transform import Rotation
 from hamdb.ml.data import make_graph
 from hamdb.ml.graph import periodic_neighbours
 from hamdb.ml.irreps import design_harmonics
-from hamdb.ml.model import HamiltonianNet, ModelConfig
+from hamdb.ml.model import HamiltonianNet, ModelConfig, envelope
 from hamdb.ml.network_io import blocks_to_flat, run_network
 from hamdb.physics.basis import BasisSet
 
@@ -184,3 +184,27 @@ def test_exact_hermiticity_and_time_reversal(kind: str) -> None:
             np.testing.assert_allclose(ty_i @ block.conj() @ ty_j.conj().T, block, atol=1e-12)
         else:
             assert np.isrealobj(block)
+
+
+@pytest.mark.parametrize("kind", ["nonsoc", "soc"])
+def test_zero_beyond_fades_long_blocks_to_exact_zero(kind: str) -> None:
+    """Off-site blocks are the full model's times u(r / zero_beyond_ang), exactly zero beyond
+    it; on-site blocks are unchanged."""
+    net = make_net(kind)
+    s = random_structure(5)
+    full = predict(net, s)
+    net.cfg.zero_beyond_ang = 3.5
+    cut = predict(net, s)
+    lattice = s.lattice.matrix
+    n_zero = 0
+    for (i, j, R), block in full.items():
+        length = np.linalg.norm(s.cart_coords[j] + np.array(R) @ lattice - s.cart_coords[i])
+        if length < 1e-4:
+            np.testing.assert_allclose(cut[(i, j, R)], block, atol=1e-5)
+        elif length < 3.5:
+            fade = float(envelope(torch.tensor(length / 3.5)))
+            np.testing.assert_allclose(cut[(i, j, R)], fade * block, rtol=1e-3, atol=1e-5)
+        else:
+            assert not cut[(i, j, R)].any()
+            n_zero += 1
+    assert 0 < n_zero < len(full)
