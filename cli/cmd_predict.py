@@ -30,6 +30,14 @@ from hamdb.config import Project
 )
 @click.option("--limit", type=click.IntRange(1), default=None, help="--pending: at most K.")
 @click.option("--screen", is_flag=True, help="--pending: gap and Z2 of each batch too.")
+@click.option(
+    "--s-min",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.0,
+    show_default=True,
+    help="--screen: drop overlap directions with eigenvalue <= S_MIN * largest at each k, as "
+    "`hamdb screen --s-min` (the model card says which value its band metrics used).",
+)
 @click.option("--lease", type=click.FloatRange(5), default=120.0, help="--pending: lease (s).")
 @json_option
 @pass_project
@@ -42,6 +50,7 @@ def command(
     batch: int,
     limit: int | None,
     screen: bool,
+    s_min: float,
     lease: float,
     as_json: bool,
 ) -> None:
@@ -57,7 +66,9 @@ def command(
     if pending:
         from hamdb.cli.predict_pending import run_pending
 
-        return run_pending(project, model_spec, workers, batch, limit, screen, lease, as_json)
+        return run_pending(
+            project, model_spec, workers, batch, limit, screen, lease, as_json, s_min
+        )
     if target is None:
         raise click.UsageError("give a STRUCTURE_FILE or a structure ID, or --pending")
     result = predict_single(project, target, model_spec)

@@ -24,12 +24,18 @@ def run_pending(
     screen: bool,
     lease_s: float,
     as_json: bool,
+    s_min: float = 0.0,
 ) -> None:
     """Predict every structure lacking a prediction of the model version; print a summary."""
     from hamdb.pipeline.workers import WorkerOptions, WorkerStats, run
 
     options = WorkerOptions(
-        model=model_spec, batch=batch, limit=limit, screen=screen, lease_s=lease_s
+        model=model_spec,
+        batch=batch,
+        limit=limit,
+        screen=screen,
+        screen_s_min=s_min,
+        lease_s=lease_s,
     )
     progress = None
     if not as_json and sys.stderr.isatty():

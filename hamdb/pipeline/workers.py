@@ -88,6 +88,9 @@ class WorkerOptions:
     batch: int = 16
     limit: int | None = None
     screen: bool = False
+    #: overlap filter of the screen (TopologySettings.s_min): predictions in a near-dependent
+    #: basis need one, DFT Hamiltonians do not
+    screen_s_min: float = 0.0
     lease_s: float = claims.DEFAULT_LEASE_S
     max_attempts: int = claims.DEFAULT_MAX_ATTEMPTS
     compute_processes: int = 1
@@ -344,7 +347,8 @@ def _process_batch(
         from hamdb.pipeline.screening import screen_hamiltonians
 
         with _Timer(stats, "screen"):
-            stats.screened += screen_hamiltonians(session, saved)
+            settings = {"s_min": options.screen_s_min}
+            stats.screened += screen_hamiltonians(session, saved, settings)
 
 
 @dataclass

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from stub_model import UNKNOWN_ELEMENT, factory
 
 from hamdb.db.engine import make_engine
-from hamdb.db.models import HamiltonianRow, PredictionJobRow
+from hamdb.db.models import HamiltonianRow, PredictionJobRow, TopologyResultRow
 from hamdb.pipeline import claims
 from hamdb.pipeline.workers import WorkerOptions, run, run_worker
 
@@ -257,6 +257,20 @@ def test_screen_after_each_batch_fills_the_candidates_view(
     # The stand-in model's bands are atomic levels: an insulator, Z2 trivial, every row.
     assert {r["z2_class"] for r in rows} == {"trivial"}
     assert all(r["gap_ev"] > 0.5 and r["uncertainty_ev"] == 0.01 for r in rows)
+
+
+def test_the_screen_after_prediction_uses_the_given_overlap_filter(
+    project: Any, session: Session, model_version_id: int
+):
+    from hamdb.topology.analysis import TopologySettings
+
+    add_structures(session, 2)
+    options = WorkerOptions(model=str(model_version_id), batch=2, screen=True, screen_s_min=1e-3)
+    with claims.writer_lock(project.database_url):
+        assert run_worker(project, options, factory).screened == 2
+    session.rollback()
+    hashes = set(session.execute(select(TopologyResultRow.settings_hash)).scalars())
+    assert hashes == {TopologySettings(s_min=1e-3).sha256()} != {TopologySettings().sha256()}
 
 
 def test_sqlite_writer_of_another_kind_gives_a_clear_error(
