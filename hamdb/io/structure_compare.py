@@ -38,6 +38,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -45,9 +46,13 @@ from scipy.optimize import linear_sum_assignment
 from hamdb.io.structure_cells import TIE, Cell, Minima, lattice_points
 
 #: Fractions of the matcher's tolerances inside which True is certain, and above which
-#: (relative) False is.
+#: (relative) False is: for displacements (our primitive cell averages merged atoms a little
+#: differently from pymatgen's), and for lattices, where with untied minima our test is the
+#: matcher's own on the same numbers (floating point and the TIE slack only).
 INNER = 0.9
 OUTER = 1.02
+INNER_LATTICE = 0.99
+OUTER_LATTICE = 1.002
 #: Bound on trial arrays (elements) before the trials are split into chunks.
 _CHUNK = 400_000
 #: Lattice vectors cached per cell: up to this many times λ3 (longer searches recompute).
@@ -138,6 +143,18 @@ class MatchCell:
     def __len__(self) -> int:
         return len(self.numbers)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the caches and the species mask (rebuilt on unpickling)."""
+        skip = ("forbidden", "_points", "_metrics")
+        return {name: getattr(self, name) for name in self.__slots__ if name not in skip}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+        self.forbidden = np.where(self.numbers[:, None] == self.numbers[None, :], 0.0, np.inf)
+        self._points = None
+        self._metrics = None
+
     def points(self, radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(coefficients, vectors, lengths) of the lattice vectors up to `radius` (Å), from a
         cache of those up to _REACH · λ3."""
@@ -179,8 +196,9 @@ def _candidates(
 ) -> np.ndarray:
     """Integer matrices Q (t, 3, 3), rows the coefficients (stored basis) of bases v of the
     stored lattice (scaled by `scale`) whose lengths and angles match `lengths` (Å) and
-    `angles` (degrees) within OUTER times the tolerances: Lattice.find_all_mappings' test."""
-    ltol = tol.ltol * OUTER
+    `angles` (degrees) within OUTER_LATTICE times the tolerances: Lattice.find_all_mappings'
+    test."""
+    ltol = tol.ltol * OUTER_LATTICE
     coefficients, vectors, norms = stored.points(float(lengths[2]) * (1 + ltol) / scale)
     norms = norms * scale
     picks = []
@@ -191,7 +209,7 @@ def _candidates(
             return np.empty((0, 3, 3), dtype=np.int64)
         picks.append(pick)
     unit = vectors / (norms / scale)[:, None]
-    atol = tol.angle_tol * OUTER
+    atol = tol.angle_tol * OUTER_LATTICE
     a, b, c = picks
     gaps = []
     for i, j, target in ((a, b, angles[2]), (a, c, angles[1]), (b, c, angles[0])):
@@ -221,61 +239,121 @@ def _average_lattices(vs: np.ndarray, u: np.ndarray, u_angles: np.ndarray) -> np
 UNSURE, EXACT, ISOMETRY = 0, 1, 2
 
 
-def _sites(
-    f1: np.ndarray, new: MatchCell, lattice: np.ndarray, tol: Tolerances, mode: int
-) -> tuple[bool, bool]:
-    """(certainly the same, possibly the same) for one candidate map (see the module doc)."""
-    n = len(new)
-    normalisation = (n / abs(float(np.linalg.det(lattice)))) ** (1 / 3)
-    reciprocal = np.linalg.inv(lattice)  # columns: the dual basis
-    dual = np.sqrt(np.einsum("ij,ij->j", reciprocal, reciprocal))
-    box = tol.stol / (math.pi * normalisation)  # the matcher's pre-check, per axis: box·|a*_k|
-    corner = box * float(np.sqrt(np.einsum("ij,ij->i", lattice, lattice)) @ dual)
-    reach = min(2 * tol.stol / normalisation, 2 * corner) * OUTER
-    spacing = 1.0 / dual
-    images = np.floor(0.5 + 2 * OUTER * tol.stol / normalisation / spacing).astype(int)
-    shifts = None
-    if images.any():  # a thin cell: look at neighbouring images too, keep the nearest
-        shifts = np.stack(
-            np.meshgrid(*[np.arange(-r, r + 1) for r in images], indexing="ij"), axis=-1
-        ).reshape(-1, 3)
+@dataclass
+class _Geometry:
+    """Per candidate map (arrays over candidates): the averaged lattice, its dual, the
+    normalisation (n / V)^(1/3), the matcher's pre-check box (per axis, box · |a*_k|), the
+    reach beyond which no atom may be from every stored atom of its species, the plane
+    spacings, and the image shifts a thin cell needs (None: the nearest image suffices)."""
+
+    lattices: np.ndarray
+    reciprocal: np.ndarray
+    dual: np.ndarray
+    normalisation: np.ndarray
+    box: np.ndarray
+    reach: np.ndarray
+    spacing: np.ndarray
+    shifts: np.ndarray | None
+
+    @classmethod
+    def of(cls, lattices: np.ndarray, n: int, tol: Tolerances) -> _Geometry:
+        reciprocal = np.linalg.inv(lattices)  # columns: the dual bases
+        dual = np.sqrt(np.einsum("cij,cij->cj", reciprocal, reciprocal))
+        normalisation = (n / np.abs(np.linalg.det(lattices))) ** (1 / 3)
+        box = tol.stol / (math.pi * normalisation)
+        lengths = np.sqrt(np.einsum("cij,cij->ci", lattices, lattices))
+        corner = box * np.einsum("ci,ci->c", lengths, dual)
+        reach = np.minimum(2 * tol.stol / normalisation, 2 * corner) * OUTER
+        spacing = 1.0 / dual
+        images = np.floor(0.5 + 2 * OUTER * tol.stol / normalisation[:, None] / spacing)
+        shifts = None
+        if images.any():  # a thin cell: look at neighbouring images too, keep the nearest
+            r = images.max(axis=0).astype(int)
+            shifts = np.stack(
+                np.meshgrid(*[np.arange(-k, k + 1) for k in r], indexing="ij"), axis=-1
+            ).reshape(-1, 3)
+        return cls(lattices, reciprocal, dual, normalisation, box, reach, spacing, shifts)
+
+    def part(self, start: int, stop: int) -> _Geometry:
+        """The same for candidates start..stop."""
+        cut = slice(start, stop)
+        return _Geometry(
+            self.lattices[cut],
+            self.reciprocal[cut],
+            self.dual[cut],
+            self.normalisation[cut],
+            self.box[cut],
+            self.reach[cut],
+            self.spacing[cut],
+            self.shifts,
+        )
+
+
+def _nearest(delta: np.ndarray, lattices: np.ndarray, shifts: np.ndarray | None) -> tuple:
+    """(Cartesian vectors, squared lengths) of wrapped fractional differences `delta`
+    (c, ..., 3) on the lattices (c, 3, 3), over the image shifts if any (nearest kept)."""
+    delta = delta - np.round(delta)
+    extra = (1,) * (delta.ndim - 3)
+    lattices = lattices.reshape(lattices.shape[:1] + extra + (3, 3))
+    if shifts is None:
+        cart = delta @ lattices
+        return cart, np.einsum("...k,...k->...", cart, cart)
+    every = (delta[..., None, :] + shifts) @ lattices[..., None, :, :]
+    d2 = np.einsum("...k,...k->...", every, every)
+    best = np.argmin(d2, axis=-1)
+    d2 = np.take_along_axis(d2, best[..., None], axis=-1)[..., 0]
+    cart = np.take_along_axis(every, best[..., None, None], axis=-2)[..., 0, :]
+    return cart, d2
+
+
+def _probe(f1s: np.ndarray, new: MatchCell, geometry: _Geometry) -> np.ndarray:
+    """(candidates, trials) booleans: the trial translations (anchor onto each stored atom
+    of its species) that bring the anchor's nearest atoms within reach of stored atoms of
+    their species, all candidate maps at once (a cheap, safe first cut)."""
     f2 = new.frac
-    translations = f1[new.partners] - f2[new.anchor]
-    if n > 1:
-        # Cheap first cut: the anchor's nearest atoms must land near stored atoms too.
-        probes = new.probes
-        delta = f1[None, None, :, :] - f2[probes][None, :, None, :]
-        delta = delta - translations[:, None, None, :]
-        delta -= np.round(delta)
-        if shifts is not None:
-            delta = delta[:, :, :, None, :] + shifts
-        cart = delta @ lattice
-        d2 = np.einsum("...k,...k->...", cart, cart)
-        if shifts is not None:
-            d2 = d2.min(axis=-1)
-        d2 += new.forbidden[probes]
-        translations = translations[np.sqrt(d2.min(axis=2).max(axis=1)) <= reach]
+    translations = f1s[:, new.partners] - f2[new.anchor]  # (c, m, 3)
+    if len(new) == 1:
+        return np.ones(translations.shape[:2], dtype=bool)
+    probes = new.probes
+    delta = f1s[:, None, None, :, :] - f2[probes][None, None, :, None, :]
+    delta = delta - translations[:, :, None, None, :]  # (c, m, probes, n1, 3)
+    _, d2 = _nearest(delta, geometry.lattices, geometry.shifts)
+    d2 += new.forbidden[probes]
+    worst = np.sqrt(d2.min(axis=3).max(axis=2))  # (c, m)
+    return worst <= geometry.reach[:, None]
+
+
+def _verify(
+    f1: np.ndarray,
+    new: MatchCell,
+    geometry: _Geometry,
+    index: int,
+    trials: np.ndarray,
+    tol: Tolerances,
+    mode: int,
+) -> tuple[bool, bool]:
+    """(certainly the same, possibly the same) for candidate `index` and its trials that
+    passed the probe: the matcher's assignment and displacement test (see the module doc)."""
+    n = len(new)
+    f2 = new.frac
+    translations = f1[new.partners[trials]] - f2[new.anchor]
+    lattice = geometry.lattices[index : index + 1]
+    normalisation = float(geometry.normalisation[index])
+    box, reach = float(geometry.box[index]), float(geometry.reach[index])
+    spacing = geometry.spacing[index]
     pairs = f1[None, None, :, :] - f2[None, :, None, :]  # (1, n2, n1, 3)
-    step = max(1, _CHUNK // (n * n * 3 * (1 if shifts is None else len(shifts))))
+    images = 1 if geometry.shifts is None else len(geometry.shifts)
+    step = max(1, _CHUNK // (n * n * 3 * images))
     possible = False
     for start in range(0, len(translations), step):
         delta = pairs - translations[start : start + step, None, None, :]
-        delta -= np.round(delta)
-        if shifts is None:
-            cart = delta @ lattice  # (m, n2, n1, 3)
-            d2 = np.einsum("...k,...k->...", cart, cart)
-        else:
-            every = (delta[:, :, :, None, :] + shifts) @ lattice
-            d2 = np.einsum("...k,...k->...", every, every)
-            best = np.argmin(d2, axis=-1)
-            d2 = np.take_along_axis(d2, best[..., None], axis=-1)[..., 0]
-            cart = np.take_along_axis(every, best[..., None, None], axis=-2)[..., 0, :]
-        d2 += new.forbidden
+        cart, d2 = _nearest(delta[None], lattice, geometry.shifts)
+        cart, d2 = cart[0], d2[0] + new.forbidden
         worst = np.sqrt(d2.min(axis=2).max(axis=1))
-        for index in np.flatnonzero(worst <= reach):
-            cost = d2[index]
+        for trial in np.flatnonzero(worst <= reach):
+            cost = d2[trial]
             rows, cols = linear_sum_assignment(cost)
-            short = cart[index, rows, cols]
+            short = cart[trial, rows, cols]
             value = float(np.max(np.linalg.norm(short - short.mean(axis=0), axis=1)))
             value *= normalisation
             if value < OUTER * tol.stol:
@@ -295,9 +373,32 @@ def _sites(
                     return True, True
                 continue
             # EXACT: its pre-check passes from whichever atom of a rarest species it anchors.
-            shifted = (short[None, :, :] - short[new.rarest][:, None, :]) @ reciprocal
-            if np.all(np.abs(shifted) <= INNER * box * dual):
+            shifted = (short[None, :, :] - short[new.rarest][:, None, :]) @ geometry.reciprocal[
+                index
+            ]
+            if np.all(np.abs(shifted) <= INNER * box * geometry.dual[index]):
                 return True, True
+    return False, possible
+
+
+def _sites(
+    f1s: np.ndarray, new: MatchCell, lattices: np.ndarray, tol: Tolerances, modes: np.ndarray
+) -> tuple[bool, bool]:
+    """(certainly the same, possibly the same) over candidate maps, in their order:
+    stored fractional coordinates `f1s` (c, n, 3) in each candidate basis, the averaged
+    lattices (c, 3, 3) and how sure each candidate can make us (UNSURE, EXACT, ISOMETRY)."""
+    geometry = _Geometry.of(lattices, len(new), tol)
+    step = max(1, _CHUNK // (len(new.partners) * len(new.probes) * len(new) * 3 + 1))
+    possible = False
+    for start in range(0, len(f1s), step):
+        passed = _probe(f1s[start : start + step], new, geometry.part(start, start + step))
+        for offset in np.flatnonzero(passed.any(axis=1)):
+            index = start + int(offset)
+            trials = np.flatnonzero(passed[offset])
+            same, maybe = _verify(f1s[index], new, geometry, index, trials, tol, int(modes[index]))
+            if same:
+                return True, True
+            possible |= maybe
     return False, possible
 
 
@@ -315,26 +416,72 @@ _SIGNS = np.array(
 )
 
 
+#: For each sign pattern, which of the angles (alpha, beta, gamma) it turns to 180° - angle.
+_FLIPS = np.array([[s[1] != s[2], s[0] != s[2], s[0] != s[1]] for s in _SIGNS])
+
+
+def _copy_fits(f1: np.ndarray, new: MatchCell, lattice: np.ndarray, tol: Tolerances) -> bool:
+    """Whether an EXACT candidate certainly fits as a copy: a translation after which every
+    atom is within 0.45 · the matcher's pre-check box of its nearest stored atom of its
+    species, that pairing one-to-one with every other pairing three times farther. Then the
+    linear assignment is that pairing, the pre-check passes from any anchor and the
+    displacement test too: `_verify`'s verdict, without its assignment solver."""
+    n = len(new)
+    normalisation = (n / abs(float(np.linalg.det(lattice)))) ** (1 / 3)
+    reciprocal = np.linalg.inv(lattice)
+    spacing = 1.0 / np.sqrt(np.einsum("ij,ij->j", reciprocal, reciprocal))
+    box = tol.stol / (math.pi * normalisation)
+    limit = INNER * box / 2
+    if limit >= spacing.min() / 6:  # a thin cell: leave it to the general test
+        return False
+    f2 = new.frac
+    pairs = f1[None, :, :] - f2[:, None, :]  # (n2, n1, 3)
+    translations = f1[new.partners] - f2[new.anchor]
+    if n > 1:
+        delta = pairs[new.probes][None] - translations[:, None, None, :]
+        delta -= np.round(delta)
+        cart = delta @ lattice
+        d2 = np.einsum("...k,...k->...", cart, cart) + new.forbidden[new.probes]
+        translations = translations[d2.min(axis=2).max(axis=1) <= limit * limit]
+    rows = np.arange(n)
+    for translation in translations:
+        delta = pairs - translation
+        delta -= np.round(delta)
+        cart = delta @ lattice
+        d2 = np.einsum("ijk,ijk->ij", cart, cart) + new.forbidden
+        cols = np.argmin(d2, axis=1)
+        nearest = d2[rows, cols]
+        if nearest.max() > limit * limit or len(np.unique(cols)) != n:
+            continue
+        d2[rows, cols] = np.inf
+        if d2.min() <= 9 * nearest.max():
+            continue
+        short = cart[rows, cols]
+        value = float(np.max(np.linalg.norm(short - short.mean(axis=0), axis=1)))
+        if value * normalisation <= INNER * tol.stol:
+            return True
+    return False
+
+
 def _shortcut(stored: MatchCell, new: MatchCell, scale: float, tol: Tolerances) -> bool:
-    """True if the stored basis itself, up to signs, is a sure candidate that fits: an
-    exact copy of an untied cell is decided here without enumerating lattice vectors."""
+    """True if the stored basis itself, up to signs, is a sure candidate that fits as a copy:
+    an untied cell's copy is decided here without enumerating lattice vectors."""
     if new.tied or np.any(
-        np.abs(np.log(stored.lengths * scale / new.lengths)) > INNER * math.log1p(tol.ltol)
+        np.abs(np.log(stored.lengths * scale / new.lengths)) > INNER_LATTICE * math.log1p(tol.ltol)
     ):
         return False
-    flipped = stored.angles[None, :] * np.ones((8, 1))
-    for k, signs in enumerate(_SIGNS):  # flipping u_i and u_j keeps their angle
-        for m, (i, j) in enumerate(((1, 2), (0, 2), (0, 1))):
-            if signs[i] != signs[j]:
-                flipped[k, m] = 180.0 - flipped[k, m]
-    good = np.flatnonzero(np.all(np.abs(flipped - new.angles) <= INNER * tol.angle_tol, axis=1))
-    if not len(good):
-        return False
-    vs = _SIGNS[good][:, :, None] * stored.basis[None, :, :] * scale
-    lattices = _average_lattices(vs, new.basis, new.angles)
-    for k, index in enumerate(good):
+    flipped = np.where(_FLIPS, 180.0 - stored.angles, stored.angles)  # (8, 3)
+    gaps = np.abs(flipped - new.angles)
+    good = np.flatnonzero(np.all(gaps <= INNER_LATTICE * tol.angle_tol, axis=1))
+    lengths = (stored.lengths * scale + new.lengths) / 2
+    for index in good:
+        cosines = np.cos(np.radians((flipped[index] + new.angles) / 2))
+        gram = lengths[:, None] * lengths[None, :]
+        gram[1, 2] = gram[2, 1] = gram[1, 2] * cosines[0]
+        gram[0, 2] = gram[2, 0] = gram[0, 2] * cosines[1]
+        gram[0, 1] = gram[1, 0] = gram[0, 1] * cosines[2]
         f1 = stored.frac * _SIGNS[index]
-        if _sites(f1 - np.floor(f1), new, lattices[k], tol, EXACT)[0]:
+        if _copy_fits(f1 - np.floor(f1), new, np.linalg.cholesky(gram), tol):
             return True
     return False
 
@@ -365,20 +512,19 @@ def compare(stored: MatchCell, new: MatchCell, tol: Tolerances) -> bool | None:
         limit = 0.8 * min(tol.ltol, math.radians(tol.angle_tol) / 2)
         sure = np.all(np.abs(stretch - 1) <= limit, axis=1)
     else:
-        sure = np.all(log_ratios <= INNER * math.log1p(tol.ltol), axis=1)
-        sure &= np.all(angle_gaps <= INNER * tol.angle_tol, axis=1)
+        sure = np.all(log_ratios <= INNER_LATTICE * math.log1p(tol.ltol), axis=1)
+        sure &= np.all(angle_gaps <= INNER_LATTICE * tol.angle_tol, axis=1)
     # Likeliest first: sure maps, then those keeping the handedness (a rotated copy), then
     # by misfit; a copy is then decided by its first candidate.
     flips = np.linalg.det(vs) * np.linalg.det(u) < 0
     misfit = log_ratios.sum(axis=1) / tol.ltol + angle_gaps.sum(axis=1) / tol.angle_tol
-    lattices = _average_lattices(vs, u, new.angles)
-    inverses = np.linalg.inv(candidates.astype(float))
-    possible = False
-    for index in np.lexsort((misfit, flips, ~sure)):
-        f1 = stored.frac @ inverses[index]
-        mode = (ISOMETRY if new.tied else EXACT) if sure[index] else UNSURE
-        same, maybe = _sites(f1 - np.floor(f1), new, lattices[index], tol, mode)
-        if same:
-            return True
-        possible |= maybe
+    order = np.lexsort((misfit, flips, ~sure))
+    vs, candidates, sure = vs[order], candidates[order], sure[order]
+    f1s = stored.frac[None, :, :] @ np.linalg.inv(candidates.astype(float))
+    modes = np.where(sure, ISOMETRY if new.tied else EXACT, UNSURE)
+    same, possible = _sites(
+        f1s - np.floor(f1s), new, _average_lattices(vs, u, new.angles), tol, modes
+    )
+    if same:
+        return True
     return None if (possible or new.tied) else False

@@ -196,7 +196,16 @@ class Crystal:
         return cls(cell_from_dict(payload), payload=payload)
 
     def __getstate__(self) -> dict[str, Any]:
-        kept = ("cell", "payload", "_symmetry", "_minima", "lengths", "n_sites", "volume_per_atom")
+        kept = (
+            "cell",
+            "payload",
+            "_symmetry",
+            "_minima",
+            "_match",
+            "lengths",
+            "n_sites",
+            "volume_per_atom",
+        )
         state = {name: getattr(self, name) for name in kept}
         if self.cell is None and self.payload is None:
             state["payload"] = self.structure.as_dict()

@@ -102,9 +102,9 @@ def prepare(
     """Validate one structure, find its symmetry and serialise it; a ReadFailure says why not.
 
     `structure` may come as a PlainCrystal (what ingest ships to worker processes: cheaper
-    to pickle than a Structure). `analyse` also computes what the identity filters need (the
-    reduced lengths), where that is cheapest: in the workers. `timings` (seconds per stage)
-    is added to.
+    to pickle than a Structure). `analyse` also computes what the identity checks need (the
+    reduced lengths, the primitive cell to compare), off the process that matches: in the
+    workers. `timings` (seconds per stage) is added to.
     """
     clock = _Clock(timings)
     plain = structure if isinstance(structure, PlainCrystal) else plain_crystal(structure)
@@ -134,6 +134,7 @@ def prepare(
         return ReadFailure(source, source_id, str(exc))
     if analyse:
         crystal.prepare()
+        crystal.match_cell()
     clock("symmetry")
     if plain is not None:  # a plain crystal is rebuilt from its arrays when needed
         payload = structure_dict(plain)

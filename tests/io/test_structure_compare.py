@@ -131,3 +131,25 @@ def test_tied_lattices_decide_copies_and_isotropic_strain():
         assert verdict(base, copy_of(base, rng), TIGHT) is True
         assert verdict(base, strained(base, 0.08), TIGHT) is False
         assert verdict(base, strained(base, 0.08), LOOSE) is True
+
+
+def test_strained_pairs_at_the_tight_boundary_never_disagree():
+    """Pairs of anisotropic strains of one crystal a few percent apart, around ltol = 2 %:
+    the lattice verdicts use the matcher's own windows (margins for rounding only)."""
+    rng = np.random.default_rng(11)
+    protos = prototype_structures()
+    outcomes: Counter[bool | None] = Counter()
+    for k in range(60):
+        base = protos["Bi2Se3"] if k % 3 == 0 else random_crystal(rng, 6, ["Bi", "Se"])
+        one = base.copy()
+        one.apply_strain(list(rng.uniform(-0.1, 0.1, 3)))
+        other = one.copy()
+        other.apply_strain(list(rng.uniform(-0.025, 0.025, 3)))
+        other = copy_of(other, rng)
+        if not same_block(one, other):
+            continue
+        fast = verdict(one, other, TIGHT)
+        if fast is not None:
+            assert fast == REFERENCE[TIGHT].fit(one, other)
+        outcomes[fast] += 1
+    assert outcomes[True] >= 5 and outcomes[False] >= 20 and outcomes[None] <= 8, outcomes
