@@ -9,6 +9,10 @@ activation memory that limits batch size).
 Printed, never asserted.
 
     OMP_NUM_THREADS=1 python bench/ml.py --project /work/data/starter [--n 10]
+    OMP_NUM_THREADS=1 python bench/ml.py --project P --model models/hamdb-small/model.pt
+
+With --model, the networks of that bundle are timed instead of a fresh "small" one: forward
+seconds per structure of each part (nonsoc, soc) on the DFT edges, batch 1, best of 3.
 """
 
 from __future__ import annotations
@@ -24,8 +28,12 @@ def main() -> None:
     parser.add_argument("--project", default="/work/data/starter")
     parser.add_argument("--n", type=int, default=10, help="structures")
     parser.add_argument("--pad", type=int, default=26, help="HamGNN's padded block size")
+    parser.add_argument("--model", default=None, help="a bundle (model.pt) to time instead")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.model:
+        time_bundle(args.project, args.model, args.n)
+        return
 
     from sqlalchemy.orm import Session
     from torch_geometric.data import Batch
@@ -113,6 +121,52 @@ def main() -> None:
         f"train: {totals['train']:.1f} s per epoch over {n} structures (batch 1); "
         f"inference (network only): {n / totals['infer']:.2f} structures/s; "
         f"tensors saved for backward {totals['peak'] / n:.0f} MB per structure"
+    )
+
+
+def time_bundle(project_dir: str, path: str, n: int) -> None:
+    """Forward seconds per structure of each part of a saved bundle, on the project's data."""
+    from pathlib import Path
+
+    from sqlalchemy.orm import Session
+    from torch_geometric.data import Batch
+
+    from hamdb.config import load_project
+    from hamdb.db.engine import make_engine
+    from hamdb.ml.bundle import ModelBundle
+    from hamdb.ml.data import make_graph
+    from hamdb.ml.dataset import load_records
+    from hamdb.store.store import HamiltonianStore
+
+    bundle = ModelBundle.load(Path(path))
+    project = load_project(project_dir)
+    known = set(bundle.nets["nonsoc"].cfg.shells)
+    with Session(make_engine(project.database_url)) as session:
+        records, _ = load_records(session, HamiltonianStore(project.store_path), None, False)
+    records = [r for r in records if set(r.h_none.species) <= known][:n]
+    print(f"{path}: {len(records)} structures, parts {sorted(bundle.nets)}, 1 CPU thread")
+    print("structure  atoms  edges  " + "  ".join(f"{p}_fwd_s" for p in bundle.nets))
+    totals = dict.fromkeys(bundle.nets, 0.0)
+    for rec in records:
+        h = rec.h_none
+        row = f"{rec.structure_id:9d}  {len(h.structure):5d}  {h.n_edges:5d}"
+        for part, net in bundle.nets.items():
+            graph, _ = make_graph(h.structure, bundle.basis, h.edges, net.cfg.l_pairs)
+            batch = Batch.from_data_list([graph])
+            best = float("inf")
+            with torch.inference_mode():
+                for _ in range(3):
+                    start = time.perf_counter()
+                    net(batch)
+                    best = min(best, time.perf_counter() - start)
+            totals[part] += best
+            row += f"  {best:9.3f}"
+        print(row)
+    both = sum(totals.values()) / len(records)
+    print(
+        "mean forward per structure: "
+        + ", ".join(f"{p} {t / len(records):.3f} s" for p, t in totals.items())
+        + f"; all parts {both:.3f} s = {1 / both:.1f} structures/s/core"
     )
 
 

@@ -15,7 +15,11 @@ X_k-frame DFT eigenvectors of the lowest `n_window` bands (W_k = X_k U_k[:, :n_w
 
     L_band = (1/n_k) Σ_k ‖W_k† (H_pred(k) − H_dft(k)) W_k‖_F² / m_k      (eV², m_k = columns),
 
-linear in the element error and free of eigenvalue derivatives. By Hoffman–Wielandt it bounds
+linear in the element error and free of eigenvalue derivatives. The "diagonal" variant keeps
+only (W†ΔHW)_nn in the DFT eigenbasis, the first-order shifts δε_n(k) of the window's bands;
+on a fine-tune it lowers those bands' error where the full frame, ill-conditioned, does not
+(tests/ml/test_band_loss.py).
+By Hoffman–Wielandt the frame loss bounds
 the mean squared error of the eigenvalues of W†HW (the filtered bands, or within the window)
 and by Weyl its spectral norm bounds each one. For the SOC correction ΔH = δH0⊗σ0 + Σ iK_α⊗σ_α
 with the spinor frame W⊗1 the Pauli matrices are orthogonal, so the spinor norm is

@@ -5,12 +5,14 @@ All in eV, per structure then averaged over the test structures:
   h_mae_shifted_ev    the same after the constant zero-point shift H_pred + ΔE·S with the
                       least-squares ΔE (HamGNN reports its MAEs after this shift);
   soc_k_mae_ev        MAE of the SOC correction's (K_x, K_y, K_z) elements;
+  soc_k_mae_zero_ev   mean |K_DFT|: the MAE of predicting no SOC (the scale of soc_k_mae);
   soc_h0_mae_ev       MAE of its scalar part δH0 (= H0_soc − H_nonsoc);
   h_mae_zero_ev       mean |H_DFT|: the MAE of predicting zero everywhere (the scale of h_mae:
                       most elements are long-range and tiny);
   soc_split_mae_ev    MAE of the SOC splittings E_n^soc(k) − E_{n/2}^nonsoc(k) of the 8 bands
                       around the gap at the high-symmetry k-points (seekpath);
   band_mae_ev         MAE of the occupied SOC bands (Γ-centred 4×4×4 mesh + high-symmetry k);
+  band_mae_shifted_ev the same after the zero-point shift (H + ΔE·S moves every band by ΔE);
   gap_dft_ev, gap_pred_ev, gap_mae_ev   SOC gaps and |gap_pred − gap_DFT| on the same k;
   insulator_gap_mae_ev  the same, only for structures whose DFT gap exceeds INSULATOR_GAP_EV
                       (the mean over the test set is then the insulators' mean);
@@ -168,7 +170,7 @@ def structure_metrics(bundle: ModelBundle, record: Record) -> dict[str, float]:
     )
     special, kpts = _kpoints(ref.structure)
     if s_dft is not None:
-        _nonsoc_band_metrics(m, _with_overlap(pred["none"], s_dft), dft_none, kpts)
+        _nonsoc_band_metrics(m, _with_overlap(pred["none"], s_dft), dft_none, kpts, shift)
     if record.h_soc is None:
         return m
     dft_soc = record.h_soc
@@ -183,6 +185,7 @@ def structure_metrics(bundle: ModelBundle, record: Record) -> dict[str, float]:
         parts_dft = soc_split(_as_spinor_elements(pred["soc"], delta_dft))
         m["soc_h0_mae_ev"] = float(np.abs(parts_pred[0] - parts_dft[0]).mean())
         m["soc_k_mae_ev"] = float(np.abs(parts_pred[1:] - parts_dft[1:]).mean())
+        m["soc_k_mae_zero_ev"] = float(np.abs(parts_dft[1:]).mean())
         soc_pred = _with_overlap(pred["soc"], dft_soc.s)
         if n_occ is not None:
             none_pred = _with_overlap(pred["none"], dft_soc.s)
@@ -190,7 +193,7 @@ def structure_metrics(bundle: ModelBundle, record: Record) -> dict[str, float]:
                 try:
                     _band_metrics(
                         m, suffix, s_min, (soc_pred, dft_soc), (none_pred, dft_none), n_occ,
-                        kpts, special,
+                        kpts, special, m.get("zero_point_shift_ev", 0.0),
                     )  # fmt: skip
                 except HamdbError:  # the DFT S(k) itself is not positive definite somewhere
                     m["dft_s_not_positive_definite"] = 1.0
@@ -213,17 +216,21 @@ def _band_metrics(
     n_occ: int,
     kpts: np.ndarray,
     special: np.ndarray,
+    shift: float,
 ) -> None:
     """Band, gap and SOC-splitting errors (pred vs DFT, both with the DFT S) at one s_min.
 
-    soc, none: (prediction, DFT) SOC and spinless Hamiltonians; keys end in `suffix`.
+    soc, none: (prediction, DFT) SOC and spinless Hamiltonians; keys end in `suffix`;
+    band_mae_shifted*: after the zero-point shift ΔE (`shift`, eV), which moves every band.
     """
     from hamdb.physics.bands import band_gap
 
     e_pred, e_dft = (filtered_eigenvalues(h, soc[1], kpts, s_min) for h in soc)
     if not 0 < n_occ < min(e_dft.shape[1], e_pred.shape[1]):
         return
-    m["band_mae" + suffix] = float(np.abs(e_pred[:, :n_occ] - e_dft[:, :n_occ]).mean())
+    diff = e_pred[:, :n_occ] - e_dft[:, :n_occ]
+    m["band_mae" + suffix] = float(np.abs(diff).mean())
+    m["band_mae_shifted" + suffix] = float(np.abs(diff + shift).mean())
     gap_dft, gap_pred = band_gap(e_dft, n_occ)[0], band_gap(e_pred, n_occ)[0]
     m["gap_dft" + suffix], m["gap_pred" + suffix] = gap_dft, gap_pred
     m["gap_mae" + suffix] = abs(gap_pred - gap_dft)
@@ -240,9 +247,10 @@ def _band_metrics(
 
 
 def _nonsoc_band_metrics(
-    m: dict[str, float], pred: Hamiltonian, dft: Hamiltonian, kpts: np.ndarray
+    m: dict[str, float], pred: Hamiltonian, dft: Hamiltonian, kpts: np.ndarray, shift: float
 ) -> None:
-    """Filtered spinless band and gap errors of the non-SOC part (whole bands filled only)."""
+    """Filtered spinless band and gap errors of the non-SOC part (whole bands filled only);
+    `shift` is the zero-point ΔE (eV) of the elements, which moves every band by ΔE."""
     from hamdb.physics.bands import band_gap, n_occupied
 
     try:
@@ -251,12 +259,13 @@ def _nonsoc_band_metrics(
     except HamdbError:
         return
     if 0 < n_occ < min(e_dft.shape[1], e_pred.shape[1]):
-        m["nonsoc_band_mae_filtered_ev"] = float(
-            np.abs(e_pred[:, :n_occ] - e_dft[:, :n_occ]).mean()
-        )
-        m["nonsoc_gap_mae_filtered_ev"] = abs(
-            band_gap(e_pred, n_occ)[0] - band_gap(e_dft, n_occ)[0]
-        )
+        diff = e_pred[:, :n_occ] - e_dft[:, :n_occ]
+        m["nonsoc_band_mae_filtered_ev"] = float(np.abs(diff).mean())
+        m["nonsoc_band_mae_shifted_filtered_ev"] = float(np.abs(diff + shift).mean())
+        gap_dft = band_gap(e_dft, n_occ)[0]
+        m["nonsoc_gap_mae_filtered_ev"] = abs(band_gap(e_pred, n_occ)[0] - gap_dft)
+        if gap_dft > INSULATOR_GAP_EV:
+            m["nonsoc_insulator_gap_mae_filtered_ev"] = m["nonsoc_gap_mae_filtered_ev"]
 
 
 def spinor_from_spinless_flat(template: Hamiltonian, h: np.ndarray) -> np.ndarray:

@@ -54,6 +54,7 @@ class TrainConfig:
     band_kpoints: int = 4  # random k per structure (plus Γ) of the band term
     band_window: int | None = None  # bands above the occupied ones in W (None: all kept)
     band_mode: str = "frame"  # "frame": ‖W†ΔHW‖²; "diagonal": first-order eigenvalue shifts
+    init_from: str | None = None  # registry version whose part of this kind is fine-tuned
     model: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:

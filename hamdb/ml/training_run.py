@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from hamdb.db.engine import SQLITE_BEGIN_OPTION
 from hamdb.errors import InputError, ModelError
 from hamdb.ml.band_loss import BandFrame
 from hamdb.ml.bundle import ModelBundle
@@ -211,9 +212,13 @@ def train_part(
             for r in records
         ]
     seed_everything(tcfg.seed)
+    start_net = _start_from(session, store_root, tcfg.init_from, kind, mcfg)
+    if start_net is not None:
+        mcfg = start_net.cfg
     graphs = build_graphs(records, basis, mcfg)
-    net = HamiltonianNet(mcfg)
-    init_from_data(net, [graphs[k] for k in train_idx])
+    net = start_net if start_net is not None else HamiltonianNet(mcfg)
+    if start_net is None:
+        init_from_data(net, [graphs[k] for k in train_idx])
     run_dir = Path(store_root) / "models" / name / "runs" / f"{kind}-seed{tcfg.seed}"
     frames: dict[str, list[BandFrame] | None] = {"train": None, "val": None}
     if tcfg.band_weight > 0 and kind != "overlap":
@@ -233,7 +238,11 @@ def train_part(
     history = trainer.fit(on_epoch)
     seconds = time.perf_counter() - start
 
-    # The newest version now (another part may have been registered while this one trained).
+    # The newest version now (another part may have been registered while this one trained),
+    # read and registered in one write transaction taken at BEGIN: on SQLite a read that then
+    # writes fails at once with "database is locked" if another run registers meanwhile.
+    session.rollback()
+    session.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
     base, base_row = newest_bundle(session, store_root, name)
     nets = dict(base.nets) if base is not None else {}
     nets[kind] = trainer.net
@@ -276,6 +285,32 @@ def train_part(
         session, store_root, name, bundle, training_data=training_data, metrics=metrics
     )
     return row, history
+
+
+def _start_from(
+    session: Any, store_root: Path, spec: str | None, kind: str, cfg: ModelConfig
+) -> HamiltonianNet | None:
+    """The `kind` network of registry version `spec` to fine-tune (None without a spec).
+
+    Its elements and shells must be those the new training split sees (ModelError otherwise);
+    its configuration (size, scales, cut-offs) is kept.
+    """
+    if spec is None:
+        return None
+    from hamdb.ml.registry import resolve_version, verify_weights
+
+    row = resolve_version(session, spec)
+    bundle = ModelBundle.load(verify_weights(Path(store_root), row))
+    net = bundle.nets.get("soc" if kind == "soc" else kind)
+    if net is None:
+        raise ModelError(f"{spec} has no {kind!r} part to start from")
+    if {el: list(ls) for el, ls in net.cfg.shells.items()} != cfg.shells:
+        raise ModelError(
+            f"{spec}: its {kind} part knows {sorted(net.cfg.shells)}, the training split "
+            f"{sorted(cfg.shells)}; fine-tune on the same elements"
+        )
+    net.train()
+    return net
 
 
 def _store(store_root: Path) -> Any:
