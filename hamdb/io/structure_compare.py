@@ -19,17 +19,23 @@ It follows the matcher's own steps on cells reduced the same way:
    stol.
 
 Margins make both verdicts safe, because a false "same structure" loses a row:
-* True needs a candidate inside 90 % of the matcher's lattice window (or, when the minima are
-  tied and the matcher's basis is one of several, a near-isometric map: stretch within
-  80 % of min(ltol, angle_tol/2) of 1, inside every window whatever the basis), every atom
-  of the trial within 45 % of the matcher's pre-check radius stol / (π · normalisation)
-  (so its pre-check passes from its own anchor) and the final displacement within 90 % of
-  stol.
-* False needs the minima untied, and no candidate in a window 2 % wider, or, for every
-  candidate and trial translation, an atom farther than twice the matcher's reach from every
-  stored atom of its species, or a final displacement 2 % above stol. (If the matcher
-  succeeds from its anchor, every atom is within stol of its partner after the mean
-  translation, and the anchor too, so from any anchor every atom is within 2 · stol.)
+* True needs a candidate inside 99 % of the matcher's lattice window when the minima are
+  untied (the test is then the matcher's own), or, when they are tied and the matcher's
+  basis is one of several, a near-isometric map (stretch within 80 % of
+  min(ltol, angle_tol / 2) of 1: inside every window whatever the basis); a trial
+  translation whose atom pairing the matcher would make too from any anchor (every other
+  pairing three times farther); every atom within the matcher's per-axis pre-check box
+  with a 10 % margin from whichever atom of a rarest species it anchors (for tied minima:
+  within 45 % of the box's inscribed radius); and the final displacement within 90 % of
+  stol. A copy of an untied cell is confirmed first from the stored basis up to signs, with
+  no lattice enumeration and no assignment solver (`_shortcut`).
+* False needs: no candidate in a window 0.2 % wider, for our basis when the minima are
+  untied and for every basis with the lengths λ1, λ2, λ3 when they are tied
+  (`MatchCell.metrics`); or, untied, for every candidate and trial translation an atom
+  farther than twice the matcher's reach from every stored atom of its species, or a final
+  displacement 2 % above stol. (If the matcher succeeds from its anchor, every atom is
+  within stol of its partner after the mean translation, and the anchor too, so from any
+  anchor every atom is within 2 · stol.)
 Everything in between is None.
 """
 
@@ -41,7 +47,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from hamdb.io.structure_cells import TIE, Cell, Minima, lattice_points
 
@@ -334,6 +339,8 @@ def _verify(
 ) -> tuple[bool, bool]:
     """(certainly the same, possibly the same) for candidate `index` and its trials that
     passed the probe: the matcher's assignment and displacement test (see the module doc)."""
+    from scipy.optimize import linear_sum_assignment  # here: workers never need scipy
+
     n = len(new)
     f2 = new.frac
     translations = f1[new.partners[trials]] - f2[new.anchor]

@@ -6,25 +6,19 @@ known before the rows go out, and the rows are streamed with COPY (the server pa
 per row). SQLite: the rows of new material groups go in first with RETURNING, their
 material_id is set to their own id by one UPDATE, then the other rows go in with theirs.
 
-The JSON columns arrive as text already serialised (`to_json`, in the worker processes,
-where the float formatting costs nothing to the writer): the same JSON values as
+The JSON columns arrive as text already serialised (structure_cells.to_json, in the worker
+processes, where the float formatting costs nothing to the writer): the same JSON values as
 SQLAlchemy's JSON type writes (without its blanks between items), so rows read back alike.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Text, bindparam, insert, text, update
-
-try:  # pymatgen's own dependency: ~6x faster than json for the coordinates' floats
-    import orjson
-except ImportError:  # pragma: no cover - json does the same, slower
-    orjson = None
 from sqlalchemy.orm import Session
 
 from hamdb.db.models import StructureRow, StructureSourceRow, utcnow
@@ -41,24 +35,6 @@ _COLUMNS = (
     "material_id",
     "created_at",
 )
-
-
-def _tagged(value: Any) -> Any:
-    """What pymatgen's JSON encoder writes for what JSON lacks: numpy site properties (POSCAR
-    selective dynamics) as its tagged arrays, which Structure.from_dict turns back."""
-    from monty.json import MontyEncoder
-
-    return MontyEncoder().default(value)
-
-
-def to_json(value: Any) -> str:
-    """`value` as JSON text, numpy values as pymatgen writes them; TypeError if not JSON."""
-    if orjson is not None:
-        try:
-            return orjson.dumps(value, default=_tagged).decode()
-        except orjson.JSONEncodeError as exc:
-            raise TypeError(str(exc)) from None
-    return json.dumps(value, default=_tagged)
 
 
 @dataclass

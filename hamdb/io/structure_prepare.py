@@ -1,0 +1,164 @@
+"""What ingest does to each structure before matching it: validate it, find its symmetry,
+serialise it (`prepare`), and parse raw files first (`prepare_unit`).
+
+This module runs in ingest's worker processes, so it imports no database code: a worker
+starts faster and ships back a `Prepared` item (arrays and text, no pymatgen objects).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from hamdb.errors import InputError
+from hamdb.io.structure_cells import PlainCrystal, plain_crystal, structure_dict, to_json
+from hamdb.io.structure_identity import Crystal, symmetry_of
+from hamdb.io.structures import RawFile, ReadFailure, validate_cell, validate_structure
+
+if TYPE_CHECKING:
+    from pymatgen.core import Structure
+
+BlockKey = tuple[str, int]
+Item = tuple["Structure | PlainCrystal", str, str] | ReadFailure
+
+
+@dataclass
+class Prepared:
+    """A validated structure with its indexed columns and its JSON (as text), ready to match
+    and insert.
+
+    Made by `prepare` (possibly in a worker process, hence picklable and free of pymatgen
+    objects once pickled).
+    """
+
+    crystal: Crystal
+    source: str
+    source_id: str
+    reduced_formula: str
+    spacegroup_number: int
+    elements: list[str]
+    structure_text: str
+
+    @property
+    def block(self) -> BlockKey:
+        return (self.reduced_formula, self.spacegroup_number)
+
+
+@functools.lru_cache(maxsize=65536)
+def _reduced_formula(counts: tuple[tuple[str, int], ...]) -> str:
+    """pymatgen's reduced formula of a composition given as sorted (symbol, count) pairs."""
+    from pymatgen.core import Composition
+
+    return Composition(dict(counts)).reduced_formula
+
+
+def prepare(
+    structure: Structure | PlainCrystal,
+    source: str,
+    source_id: str,
+    timings: dict[str, float] | None = None,
+    *,
+    analyse: bool = True,
+) -> Prepared | ReadFailure:
+    """Validate one structure, find its symmetry and serialise it; a ReadFailure says why not.
+
+    `structure` may come as a PlainCrystal (what ingest ships to worker processes: cheaper
+    to pickle than a Structure). `analyse` also computes what the identity checks need (the
+    reduced lengths, the primitive cell to compare), off the process that matches: in the
+    workers. `timings` (seconds per stage) is added to.
+    """
+    clock = StageClock(timings)
+    plain = structure if isinstance(structure, PlainCrystal) else plain_crystal(structure)
+    if plain is not None:
+        reason = validate_cell(plain.cell)
+    else:
+        assert not isinstance(structure, PlainCrystal)
+        reason = validate_structure(structure)
+    clock("validate")
+    if reason is not None:
+        return ReadFailure(source, source_id, reason)
+    try:
+        if plain is not None:
+            symmetry = symmetry_of(plain.cell)
+            crystal = Crystal(plain.cell, symmetry=symmetry)
+            counts = Counter(plain.symbols)
+            reduced_formula = _reduced_formula(tuple(sorted(counts.items())))
+            elements = sorted(counts)
+        else:
+            assert not isinstance(structure, PlainCrystal)
+            symmetry = symmetry_of(structure)
+            crystal = Crystal(None, structure=structure, symmetry=symmetry)
+            composition = structure.composition
+            reduced_formula = composition.reduced_formula
+            elements = sorted({el.symbol for el in composition.elements})
+    except InputError as exc:
+        return ReadFailure(source, source_id, str(exc))
+    if analyse:
+        crystal.prepare()
+        crystal.match_cell()
+    clock("symmetry")
+    if plain is not None:  # a plain crystal is rebuilt from its arrays when needed
+        payload = structure_dict(plain)
+    else:
+        assert not isinstance(structure, PlainCrystal)
+        payload = crystal.payload = structure.as_dict()
+    try:
+        structure_text = to_json(payload)
+    except (TypeError, ValueError) as exc:
+        return ReadFailure(source, source_id, f"cannot store its properties as JSON ({exc})")
+    clock("serialise")
+    return Prepared(
+        crystal=crystal,
+        source=source,
+        source_id=source_id,
+        reduced_formula=reduced_formula,
+        spacegroup_number=symmetry.number,
+        elements=elements,
+        structure_text=structure_text,
+    )
+
+
+class StageClock:
+    """Adds the time since the previous call to `timings[stage]` (no-op without timings)."""
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings = timings
+        self.last = time.perf_counter()
+
+    def __call__(self, stage: str) -> None:
+        now = time.perf_counter()
+        if self.timings is not None:
+            self.timings[stage] = self.timings.get(stage, 0.0) + now - self.last
+        self.last = now
+
+
+#: A unit of preparation work: a raw file or one structure, with the source ids to skip.
+Unit = tuple[RawFile | tuple["Structure | PlainCrystal", str, str], frozenset[str]]
+
+
+def prepare_unit(
+    unit: Unit, analyse: bool = True
+) -> tuple[list[Prepared | ReadFailure], int, dict[str, float]]:
+    """Parse (for a raw file) and prepare every structure of a unit, skipping the ids given.
+
+    Returns (prepared or failed items, how many were skipped as already ingested, seconds
+    per stage). Runs in worker processes: no database access here.
+    """
+    payload, skip = unit
+    timings: dict[str, float] = {}
+    clock = StageClock(timings)
+    parsed = list(payload.parse()) if isinstance(payload, RawFile) else [payload]
+    clock("parse")
+    out: list[Prepared | ReadFailure] = []
+    skipped = 0
+    for item in parsed:
+        if isinstance(item, ReadFailure):
+            out.append(item)
+        elif item[2] in skip:
+            skipped += 1
+        else:
+            out.append(prepare(*item, timings=timings, analyse=analyse))
+    return out, skipped, timings
