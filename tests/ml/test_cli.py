@@ -117,3 +117,10 @@ def test_train_evaluate_alias_predict(session, project) -> None:
     assert ham.spin == "soc" and ham.n_edges == predicted["n_edges"]
     bad = CliRunner().invoke(cli, ["--project", str(project.root), "predict", "9999"])
     assert bad.exit_code == 1 and "no such" in bad.output
+    # fine-tuning starts from the version's weights and records where it started
+    tuned = project.root / "tune.toml"
+    tuned.write_text(config.read_text().replace("[train]\n", '[train]\ninit_from = "t@3"\n'))
+    out = run(project, "train", "nonsoc", "--epochs", "1", "--name", "u", "--config", str(tuned))
+    shown = run(project, "models", "show", "u@1")
+    assert out["version"] == 1
+    assert shown["training_data"]["nonsoc"]["train_config"]["init_from"] == "t@3"
