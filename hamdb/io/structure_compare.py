@@ -102,7 +102,6 @@ class MatchCell:
         "forbidden",
         "frac",
         "lengths",
-        "n_anchors",
         "numbers",
         "partners",
         "probes",
@@ -133,7 +132,6 @@ class MatchCell:
         self.partners = np.arange(self.anchor, self.anchor + smallest)
         #: Every atom of every rarest species: the matcher's anchor is one of them.
         self.rarest = np.array([i for i, z in enumerate(numbers) if counts[z] == smallest])
-        self.n_anchors = smallest
         #: The anchor's nearest atoms (up to three): a trial translation must bring them,
         #: too, onto stored atoms, which rules out most trials at little cost.
         delta = self.frac - self.frac[self.anchor]
