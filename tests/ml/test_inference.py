@@ -104,11 +104,11 @@ def test_shipped_model_predicts_with_the_exact_overlap() -> None:
         pytest.skip("no shipped model in this checkout")
     predictor = Predictor.shipped()
     lattice = Lattice.from_parameters(3.1, 3.3, 4.2, 101.0, 94.0, 97.0)
-    structure = Structure(lattice, ["Pb", "S"], [[0.03, 0.86, 0.04], [0.54, 0.93, 0.82]])
+    structure = Structure(lattice, ["Pb", "Te"], [[0.03, 0.86, 0.04], [0.54, 0.93, 0.82]])
     (ham,) = predictor.predict([structure])
     exact = compute_overlap(structure)
     assert np.array_equal(ham.edges, exact.edges) and np.array_equal(ham.s, exact.s)
     assert ham.spin == "soc" and hermiticity_error(ham) < 1e-12
-    crowded = Structure(lattice, ["Pb", "S"], [[0.0, 0.0, 0.0], [0.01, 0.0, 0.0]])
+    crowded = Structure(lattice, ["Pb", "Te"], [[0.0, 0.0, 0.0], [0.01, 0.0, 0.0]])
     with pytest.raises(ModelError, match="atoms overlap"):
         predictor.predict([crowded])
