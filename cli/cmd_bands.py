@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from hamdb.cli.options import json_option
+from hamdb.cli.options import json_option, s_min_option
 
 
 @click.command("bands")
@@ -28,14 +28,7 @@ from hamdb.cli.options import json_option
     default=None,
     help="Energy window of the plot around E_F (eV), e.g. --window -3 3.",
 )
-@click.option(
-    "--s-min",
-    type=click.FloatRange(0.0, 1.0),
-    default=0.0,
-    show_default=True,
-    help="Drop overlap directions with eigenvalue <= S_MIN * largest at each k (near-dependent "
-    "basis, predicted H; ~1e-3 for dzp); 0 = exact.",
-)
+@s_min_option
 @json_option
 @click.pass_context
 def command(

@@ -24,6 +24,17 @@ def split_elements(
     return tuple(el.strip() for value in values for el in value.split(",") if el.strip())
 
 
+#: `--s-min`: the overlap filter of hamdb.physics.orthogonal, for commands that solve bands.
+s_min_option = click.option(
+    "--s-min",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.0,
+    show_default=True,
+    help="Drop overlap directions with eigenvalue <= S_MIN * largest at each k (near-dependent "
+    "basis, predicted H; the model card gives the value, 1e-2 for hamdb-small); 0 = exact.",
+)
+
+
 def pass_project(func: F) -> F:
     """Give the command the resolved `hamdb.config.Project` as its first argument.
 
