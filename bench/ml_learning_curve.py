@@ -61,7 +61,7 @@ def main() -> None:
         )
     base = TrainConfig(**{**config.get("train", {}), "seed": args.seed})
     train_pool, _, test_idx = split_by_group(
-        [r.group for r in records], base.val_fraction, base.test_fraction, args.seed
+        [r.group for r in records], base.val_fraction, base.test_fraction, base.split_seed
     )
     rng = np.random.default_rng(args.seed)
     train_pool = list(rng.permutation(train_pool))

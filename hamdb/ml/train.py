@@ -44,7 +44,8 @@ class TrainConfig:
     loss: str = "mae"
     soc_weight: float = 10.0
     patience: int = 60
-    seed: int = 0
+    seed: int = 0  # initial weights and batch order
+    split_seed: int = 0  # train/val/test split: members of a seed ensemble share the test set
     device: str = "cpu"
     val_fraction: float = 0.15
     test_fraction: float = 0.15

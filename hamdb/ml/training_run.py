@@ -185,7 +185,7 @@ def train_part(
                 )
 
     train_idx, val_idx, test_idx = split_by_group(
-        [r.group for r in records], tcfg.val_fraction, tcfg.test_fraction, tcfg.seed
+        [r.group for r in records], tcfg.val_fraction, tcfg.test_fraction, tcfg.split_seed
     )
     # Only elements the network trains on count as known: a test structure with another
     # element is refused at prediction (ModelError), not answered from an untrained embedding.
