@@ -31,11 +31,9 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     event,
-    exists,
     insert,
     select,
     text,
-    update,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
@@ -67,11 +65,12 @@ _CANDIDATE = (
 VIEW_CANDIDATE = f"current_screen AND {_CANDIDATE}"
 #: What that index carries besides its key gap_ev (PostgreSQL INCLUDE), so that screening
 #: aggregates are index-only scans: what they filter and group candidates by, what z2_class
-#: is computed from, `id` (`hamdb candidates` finds its rows by it) and `hamiltonian_id`
-#: (PostgreSQL still counts a LEFT JOIN's column as needed after dropping the unused join).
+#: is computed from, `id` (`hamdb candidates` finds its rows by it), `hamiltonian_id`
+#: (PostgreSQL still counts a LEFT JOIN's column as needed after dropping the unused join)
+#: and `dft_topology_result_id` ("candidates without a DFT check", migration 0005).
 _CANDIDATE_INCLUDE = (
     "id", "hamiltonian_id", "dimension", "nu0", "nu1", "nu2", "nu3", "converged", "is_metal",
-    "spacegroup_number", "n_sites", "elements_key",
+    "spacegroup_number", "n_sites", "elements_key", "dft_topology_result_id",
 )  # fmt: skip
 #: Structure columns copied onto each topology result (migration 0004).
 STRUCTURE_COPIES = ("reduced_formula", "spacegroup_number", "n_sites", "elements_key")
@@ -383,15 +382,22 @@ class TopologyResultRow(Base):
     (`nu0` holds ν in 2D). Gaps in eV. `settings_hash` is the sha256 of the canonical settings
     JSON, so a result is computed once per settings. A failed computation keeps its `error`.
 
-    Denormalised for the candidates view (migration 0004), so that screening queries over
-    every candidate read one small index instead of joining four tables per row:
+    Denormalised for the candidates view (migrations 0004, 0005), so that screening queries
+    over every candidate read one small index instead of joining four tables per row:
     - `reduced_formula`, `spacegroup_number`, `n_sites`, `elements_key`: copies of the
       Hamiltonian's structure (which never changes after its insert);
     - `current_screen`: true on the newest 'wcc' row of a predicted SOC Hamiltonian, the one
       row of it the view shows; false on every other row (parity, older settings, DFT).
-    Both are set on every ORM insert by `_fill_screening_columns` / `_retire_older_screens`
-    below (the screen, `hamdb verify` and tests all insert through the ORM); a row written
-    with raw SQL must set them itself.
+    - `dft_topology_result_id` (migration 0005), on a `current_screen` row only: the DFT
+      check of its structure, i.e. the newest 'wcc' result of the structure's newest DFT SOC
+      Hamiltonian that has one; NULL while there is none, and on every other row. The view's
+      `dft_*` columns follow it, so "candidates without a DFT check" is a column test of the
+      candidates' index, not a DFT lookup per candidate.
+    All are set on every ORM insert by the listeners of hamdb.db.screening_columns (the
+    screen, `hamdb verify` and tests all insert through the ORM), whichever of a prediction's
+    and its DFT check's results is written first; a row written with raw SQL must set them
+    itself. Deleting a DFT result (or its Hamiltonian) empties the pointers to it (ON DELETE
+    SET NULL) even where an older DFT check remains; hamdb itself never deletes one.
     """
 
     __tablename__ = "topology_results"
@@ -405,9 +411,16 @@ class TopologyResultRow(Base):
             name="nu_binary",
         ),
         Index("ix_topology_results_nu0_gap", "nu0", "gap_ev"),
-        # Migration 0004: the candidates of the view by gap, covering (on PostgreSQL) what
-        # screening aggregates group and filter by, so they are index-only scans of ~3% of
-        # the rows.
+        # Migration 0005: the pointers to a DFT result, found when it is deleted (SET NULL).
+        Index(
+            "ix_topology_results_dft_topology_result_id",
+            "dft_topology_result_id",
+            postgresql_where=text("dft_topology_result_id IS NOT NULL"),
+            sqlite_where=text("dft_topology_result_id IS NOT NULL"),
+        ),
+        # Migration 0004 (rebuilt by 0005 to carry the DFT pointer): the candidates of the
+        # view by gap, covering (on PostgreSQL) what screening aggregates group and filter
+        # by, so they are index-only scans of ~3% of the rows.
         Index(
             "ix_topology_results_candidates",
             "gap_ev",
@@ -440,6 +453,9 @@ class TopologyResultRow(Base):
     n_sites: Mapped[int] = mapped_column(Integer)
     elements_key: Mapped[str] = mapped_column(String(512))
     current_screen: Mapped[bool] = mapped_column(Boolean, default=False)
+    dft_topology_result_id: Mapped[int | None] = mapped_column(
+        ForeignKey("topology_results.id", ondelete="SET NULL")
+    )
 
     hamiltonian: Mapped[HamiltonianRow] = relationship()
 
@@ -453,70 +469,6 @@ def _index_elements(_mapper: Mapper[Any], connection: Connection, row: Structure
     connection.execute(
         insert(StructureElementRow.__table__),
         [{"structure_id": row.id, "element": element} for element in sorted(set(row.elements))],
-    )
-
-
-@event.listens_for(TopologyResultRow, "before_insert")
-def _fill_screening_columns(
-    _mapper: Mapper[Any], connection: Connection, row: TopologyResultRow
-) -> None:
-    """Set a new result's structure copies and `current_screen` inside its INSERT.
-
-    Both are subqueries of the INSERT itself, not values read beforehand: on SQLite a read
-    before the first write would make the transaction a reader that must later upgrade its
-    lock (and fail at once if another worker wrote meanwhile). On PostgreSQL a 'wcc' result
-    first locks its Hamiltonian row (FOR NO KEY UPDATE, which FK checks do not wait for), so
-    two screens of one Hamiltonian commit one after the other and the second retires the
-    first's row in `_retire_older_screens`; SQLite has a single writer anyway.
-    """
-    hamiltonian = HamiltonianRow.__table__.c
-    structure = StructureRow.__table__.c
-    for name in STRUCTURE_COPIES:
-        copy = (
-            select(structure[name])
-            .join_from(HamiltonianRow.__table__, StructureRow.__table__,
-                       hamiltonian.structure_id == structure.id)
-            .where(hamiltonian.id == row.hamiltonian_id)
-            .scalar_subquery()
-        )  # fmt: skip
-        setattr(row, name, copy)
-    if row.method != "wcc":
-        row.current_screen = False
-        return
-    if connection.dialect.name == "postgresql":
-        connection.execute(
-            select(hamiltonian.id)
-            .where(hamiltonian.id == row.hamiltonian_id)
-            .with_for_update(key_share=True)
-        )
-    row.current_screen = exists().where(  # type: ignore[assignment]
-        hamiltonian.id == row.hamiltonian_id,
-        hamiltonian.kind == "predicted",
-        hamiltonian.spin == "soc",
-    )
-
-
-@event.listens_for(TopologyResultRow, "after_insert")
-def _retire_older_screens(
-    _mapper: Mapper[Any], connection: Connection, row: TopologyResultRow
-) -> None:
-    """A new 'wcc' result replaces its Hamiltonian's older one in the candidates view.
-
-    After the INSERT (not before): in one flush every row's before_insert runs before any
-    INSERT, so only here does a second 'wcc' row of the same Hamiltonian see the first.
-    """
-    if row.method != "wcc":
-        return
-    table = TopologyResultRow.__table__.c
-    connection.execute(
-        update(TopologyResultRow.__table__)
-        .where(
-            table.hamiltonian_id == row.hamiltonian_id,
-            table.method == "wcc",
-            table.current_screen,
-            table.id < row.id,
-        )
-        .values(current_screen=False)
     )
 
 
@@ -568,3 +520,8 @@ TABLES: tuple[type[Base], ...] = (
     TopologyResultRow,
     DftRunRow,
 )
+
+
+# The listeners that fill topology_results' screening columns live in their own module; it
+# imports this one, which is complete by now.
+from hamdb.db import screening_columns as _screening_columns  # noqa: E402, F401

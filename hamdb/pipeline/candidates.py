@@ -1,4 +1,4 @@
-"""Reading the `candidates` view (alembic revisions 0002, 0004) and exporting what it holds.
+"""Reading the `candidates` view (alembic revisions 0002, 0004, 0005) and exporting it.
 
 The view has one row per screened predicted SOC Hamiltonian (its columns are documented in
 the README); `is_candidate = 1` marks a gap and a non-trivial, converged Z2. The candidates
@@ -92,7 +92,8 @@ def candidates_query(
     topology result yet; order 'gap' (largest gap first) or 'promise' (gap beyond twice
     its uncertainty first, what `hamdb verify --top N` checks first).
 
-    Candidates filtered by gap, Z2 or elements are found first in topology_results alone,
+    Candidates filtered by gap, Z2, elements or the lack of a DFT check (topology_results
+    keeps its DFT check's id, migration 0005) are found first in topology_results alone,
     `topology_result_id IN (SELECT id FROM topology_results WHERE <the view's candidate
     condition> AND <filters>)`, an index-only scan of the candidates' covering index; the
     view then joins its other tables for the matching rows only. Filtered through the view
@@ -105,6 +106,8 @@ def candidates_query(
     if only_candidates or z2 is not None:
         results = TopologyResultRow.__table__.c
         conditions = _filters(results, min_gap_ev, z2, elements)
+        if unverified:
+            conditions.append(results.dft_topology_result_id.is_(None))
         if conditions:
             matching = select(results.id).where(text(VIEW_CANDIDATE), *conditions)
             query = query.where(_col("topology_result_id").in_(matching))
@@ -112,8 +115,8 @@ def candidates_query(
             query = query.where(_col("is_candidate"))
     else:
         query = query.where(*_filters(view.c, min_gap_ev, z2, elements))
-    if unverified:
-        query = query.where(_col("dft_topology_result_id").is_(None))
+        if unverified:
+            query = query.where(_col("dft_topology_result_id").is_(None))
     if model_version_id is not None:
         query = query.where(_col("model_version_id") == model_version_id)
     if order == "promise":

@@ -172,3 +172,179 @@ def test_concurrent_screens_of_one_hamiltonian_leave_one_current(project: Any) -
     second.close()
     with Session(engine) as check:
         assert _current(check) == [(hid, "wcc", "b")]
+
+
+# -- the DFT check pointer (migration 0005) ---------------------------------------------------
+def _dft_ham(session: Session, structure_id: int, method: str, spin: str = "soc") -> int:
+    basis_id = session.scalar(select(BasisSetRow.id))
+    row = HamiltonianRow(
+        structure_id=structure_id, basis_set_id=basis_id, kind="dft", spin=spin, method=method,
+        uri="x.h5", sha256="", n_orbitals=4, n_edges=2, n_electrons=2.0,
+    )  # fmt: skip
+    session.add(row)
+    session.commit()
+    return row.id
+
+
+def _pointers(session: Session) -> list[tuple[int, int | None]]:
+    """(id, dft_topology_result_id) of every current_screen row."""
+    rows = session.execute(
+        select(TopologyResultRow.id, TopologyResultRow.dft_topology_result_id)
+        .where(TopologyResultRow.current_screen)
+        .order_by(TopologyResultRow.id)
+    )
+    return [tuple(row) for row in rows]
+
+
+def _looked_up(session: Session) -> list[tuple[int, int | None]]:
+    """What revision 0004's view computed at query time for the same rows."""
+    sql = """SELECT tr.id, (SELECT dtr0.id FROM hamiltonians dh
+                JOIN topology_results dtr0 ON dtr0.hamiltonian_id = dh.id
+                     AND dtr0.method = 'wcc'
+                WHERE dh.structure_id = h.structure_id AND dh.kind = 'dft' AND dh.spin = 'soc'
+                ORDER BY dh.id DESC, dtr0.id DESC LIMIT 1)
+             FROM topology_results tr JOIN hamiltonians h ON h.id = tr.hamiltonian_id
+             WHERE tr.current_screen ORDER BY tr.id"""
+    return [tuple(row) for row in session.execute(text(sql))]
+
+
+def _view_check(session: Session) -> list[tuple[int, int | None, int | None]]:
+    sql = (
+        "SELECT hamiltonian_id, dft_hamiltonian_id, dft_topology_result_id FROM candidates"
+        " ORDER BY hamiltonian_id"
+    )
+    return [tuple(row) for row in session.execute(text(sql))]
+
+
+def test_the_dft_check_is_found_whichever_result_comes_first(session: Session) -> None:
+    ids = _hamiltonians(session)
+    structure_id = session.get(HamiltonianRow, ids["predicted"]).structure_id
+    # the DFT check first, then the prediction's result: the INSERT finds it
+    dft = _result(ids["dft"], "a")
+    session.add(dft)
+    session.commit()
+    first = _result(ids["predicted"], "a")
+    session.add(first)
+    session.commit()
+    assert _pointers(session) == [(first.id, dft.id)] == _looked_up(session)
+    assert _view_check(session) == [(ids["predicted"], ids["dft"], dft.id)]
+    # screened again: the new row is current and checked, the old one neither
+    second = _result(ids["predicted"], "b")
+    session.add(second)
+    session.commit()
+    assert _pointers(session) == [(second.id, dft.id)]
+    session.refresh(first)
+    assert first.dft_topology_result_id is None and not first.current_screen
+    # a newer DFT Hamiltonian: a parity result or a non-SOC one changes nothing, its 'wcc'
+    # result becomes the check of the existing prediction
+    newer = _dft_ham(session, structure_id, "dft-newer")
+    no_soc = _dft_ham(session, structure_id, "dft-none", spin="none")
+    session.add_all([_result(newer, "a", method="parity"), _result(no_soc, "a")])
+    session.commit()
+    assert _pointers(session) == [(second.id, dft.id)]
+    newer_check = _result(newer, "a")
+    session.add(newer_check)
+    session.commit()
+    assert _pointers(session) == [(second.id, newer_check.id)] == _looked_up(session)
+    # another 'wcc' result of the older DFT Hamiltonian does not take over
+    session.add(_result(ids["dft"], "c"))
+    session.commit()
+    assert _pointers(session) == [(second.id, newer_check.id)] == _looked_up(session)
+    assert _view_check(session) == [(ids["predicted"], newer, newer_check.id)]
+
+
+def test_a_dft_check_written_after_the_prediction_reaches_it(session: Session) -> None:
+    ids = _hamiltonians(session)
+    prediction = _result(ids["predicted"], "a")
+    session.add(prediction)
+    session.commit()
+    assert _pointers(session) == [(prediction.id, None)]
+    unchecked = (
+        "SELECT count(*) FROM candidates WHERE is_candidate AND dft_topology_result_id IS NULL"
+    )
+    assert session.scalar(text(unchecked)) == 1
+    dft = _result(ids["dft"], "a")
+    session.add(dft)
+    session.commit()
+    assert _pointers(session) == [(prediction.id, dft.id)] == _looked_up(session)
+    assert session.scalar(text(unchecked)) == 0
+    # both in one flush, in either order
+    again = [_result(ids["predicted"], "b"), _result(ids["dft"], "b")]
+    session.add_all(again)
+    session.commit()
+    assert _pointers(session) == [(again[0].id, again[1].id)] == _looked_up(session)
+    again = [_result(ids["dft"], "c"), _result(ids["predicted"], "c")]
+    session.add_all(again)
+    session.commit()
+    assert _pointers(session) == [(again[1].id, again[0].id)] == _looked_up(session)
+
+
+@pytest.mark.parametrize("dft_first", [True, False])
+def test_concurrent_prediction_and_dft_check_see_each_other(project: Any, dft_first: bool) -> None:
+    """PostgreSQL: a prediction's result and its structure's DFT check written by two open
+    transactions. Without the structure lock each would miss the other (READ COMMITTED) and
+    the prediction would stay unchecked; with it the second waits and then sees the first."""
+    engine = make_engine(project.database_url)
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time")
+    with Session(engine) as setup:
+        ids = _hamiltonians(setup)
+    order = ["dft", "predicted"] if dft_first else ["predicted", "dft"]
+    first, second = Session(engine), Session(engine)
+    first.add(_result(ids[order[0]], "a"))
+    first.flush()  # inserted, locked, not committed
+    done = threading.Event()
+
+    def other_worker() -> None:
+        second.add(_result(ids[order[1]], "a"))
+        second.commit()
+        done.set()
+
+    worker = threading.Thread(target=other_worker)
+    worker.start()
+    time.sleep(0.5)
+    assert not done.is_set()  # waiting for the first transaction
+    first.commit()
+    worker.join(timeout=10)
+    assert done.is_set()
+    first.close()
+    second.close()
+    with Session(engine) as check:
+        (pointer,) = _pointers(check)
+        assert pointer[1] is not None and [pointer] == _looked_up(check)
+
+
+def test_two_screening_workers_do_not_wait_for_each_other(project: Any) -> None:
+    """PostgreSQL: predictions of one structure by two model versions, screened in two open
+    transactions, share the structure lock."""
+    engine = make_engine(project.database_url)
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time")
+    with Session(engine) as setup:
+        ids = _hamiltonians(setup)
+        predicted = setup.get(HamiltonianRow, ids["predicted"])
+        version = ModelVersionRow(
+            model_id=predicted.model_version.model_id, version=2, weights_uri="w",
+            weights_sha256="", config={},
+        )  # fmt: skip
+        setup.add(version)
+        setup.flush()
+        other = HamiltonianRow(
+            structure_id=predicted.structure_id, basis_set_id=predicted.basis_set_id,
+            kind="predicted", spin="soc", method="model:m@2", model_version_id=version.id,
+            uri="y.h5", sha256="", n_orbitals=4, n_edges=2, n_electrons=2.0,
+        )  # fmt: skip
+        setup.add(other)
+        setup.commit()
+        other_id = other.id
+    first, second = Session(engine), Session(engine)
+    try:
+        first.add(_result(ids["predicted"], "a"))
+        first.flush()
+        second.execute(text("SET LOCAL lock_timeout = '2s'"))
+        second.add(_result(other_id, "a"))
+        second.commit()  # no wait: a shared lock
+        first.commit()
+    finally:
+        first.close()
+        second.close()

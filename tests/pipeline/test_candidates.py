@@ -56,6 +56,7 @@ def test_filters(session: Session, screened: dict[str, int]):
                                                          c.elements_key.like("%-Se-%")]),
         ({"min_gap_ev": 0.1, "unverified": True},
          lambda c: [c.gap_ev >= 0.1, c.dft_topology_result_id.is_(None)]),
+        ({"unverified": True}, lambda c: [c.dft_topology_result_id.is_(None)]),
     ],
 )  # fmt: skip
 def test_filters_found_through_topology_results_are_the_views_rows(
