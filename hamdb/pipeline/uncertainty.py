@@ -10,6 +10,13 @@ error (members share the architecture and the data), which is why `calibration` 
 with the real gap error on every structure that has a DFT check: a calibrated estimate has
 ~68% of |gap_pred − gap_dft| within 1σ and ~95% within 2σ.
 
+The gap each member votes with is the screen's own (`gap_ev`): the same overlap filter s_min,
+mesh and tolerances as hamdb.topology.analysis with the chained screen's settings
+(`hamdb predict --pending --model A+B+C --s-min 1e-2` sets both). A predicted H in a nearly
+dependent basis such as dzp needs the filter (the model card's s_min, 1e-2 for hamdb-small):
+with exact generalised eigenvalues, meV element noise along the near-null directions of S(k)
+moves bands by eV, and the spread would measure that noise, not the gap the screen reports.
+
 Without an ensemble the model's own figure is kept (hamdb.ml sets its held-out gap MAE).
 """
 
@@ -29,21 +36,28 @@ if TYPE_CHECKING:
 
     from hamdb.physics.hamiltonian import Hamiltonian
     from hamdb.pipeline.workers import PredictorLike
-
-#: Mesh spacing (1/Å) of the gap estimate: coarser than the screen's, members only vote.
-GAP_SPACING = 0.2
+    from hamdb.topology.analysis import TopologySettings
 
 
-def gap_ev(ham: Hamiltonian, spacing: float = GAP_SPACING) -> float:
-    """Band gap (eV) at the Hamiltonian's electron count; a metal gives 0."""
+def gap_ev(ham: Hamiltonian, settings: TopologySettings | None = None) -> float:
+    """Band gap (eV) at the Hamiltonian's electron count, as the screen computes it; a metal
+    gives 0.
+
+    `settings` (default: the screen's defaults) gives the overlap filter s_min, the mesh
+    spacing (1/Å) and the Hermiticity tolerance: the step of hamdb.topology.analysis.analyse
+    that finds the gap, before any Z2 work.
+    """
+    from hamdb.topology.analysis import TopologySettings, resolve_dimension
     from hamdb.topology.gap import band_gap
-    from hamdb.topology.kspace import BandProblem, detect_dimension
+    from hamdb.topology.kspace import BandProblem
 
-    problem = BandProblem.from_hamiltonian(ham)
-    _, vacuum = detect_dimension(ham)
+    s = settings or TopologySettings()
+    problem = BandProblem.from_hamiltonian(ham, None, s.hermitian_tol, s.s_min)
+    _, vacuum = resolve_dimension(ham, None)
     periodic = [a for a in range(3) if a != vacuum]
     recip = np.asarray(ham.structure.lattice.reciprocal_lattice.abc, dtype=float)
-    return max(float(band_gap(problem, recip, periodic, spacing=spacing).gap_ev), 0.0)
+    gap = band_gap(problem, recip, periodic, spacing=s.mesh_spacing, structure=ham.structure)
+    return max(float(gap.gap_ev), 0.0)
 
 
 class EnsemblePredictor:
@@ -51,20 +65,33 @@ class EnsemblePredictor:
 
     `members` are further predictors (other seeds); the primary counts as one member too.
     A member that fails on a structure is left out of that structure's vote; with fewer than
-    two votes the primary's own estimate stays.
+    two votes the primary's own estimate stays. `gap_s_min`: the overlap filter of the votes,
+    the screen's s_min (hamdb.pipeline.workers sets it from `--s-min`, as for the chained
+    screen); 0 = exact eigenvalues, the screen's default.
     """
 
-    def __init__(self, primary: PredictorLike, members: Sequence[PredictorLike]) -> None:
+    def __init__(
+        self, primary: PredictorLike, members: Sequence[PredictorLike], gap_s_min: float = 0.0
+    ) -> None:
         self.primary = primary
         self.members = list(members)
         self.model_version_id = primary.model_version_id
+        self.gap_s_min = gap_s_min
+
+    @property
+    def gap_settings(self) -> TopologySettings:
+        """The settings of the chained screen (`{"s_min": gap_s_min}`) the votes use."""
+        from hamdb.topology.analysis import TopologySettings
+
+        return TopologySettings(s_min=self.gap_s_min)
 
     def predict(self, structures: Sequence[Structure]) -> list[Hamiltonian]:
         hams = self.primary.predict(structures)
+        settings = self.gap_settings
         votes: list[list[float]] = [[] for _ in structures]
         for k, ham in enumerate(hams):
             try:
-                votes[k].append(gap_ev(ham))
+                votes[k].append(gap_ev(ham, settings))
             except HamdbError:
                 continue
         for member in self.members:
@@ -74,7 +101,7 @@ class EnsemblePredictor:
                 continue
             for k, other in enumerate(others):
                 try:
-                    votes[k].append(gap_ev(other))
+                    votes[k].append(gap_ev(other, settings))
                 except HamdbError:
                     continue
         for ham, gaps in zip(hams, votes, strict=True):

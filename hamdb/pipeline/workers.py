@@ -89,7 +89,7 @@ class WorkerOptions:
     limit: int | None = None
     screen: bool = False
     #: overlap filter of the screen (TopologySettings.s_min): predictions in a near-dependent
-    #: basis need one, DFT Hamiltonians do not
+    #: basis need one, DFT Hamiltonians do not; an ensemble's gap votes use it too
     screen_s_min: float = 0.0
     lease_s: float = claims.DEFAULT_LEASE_S
     max_attempts: int = claims.DEFAULT_MAX_ATTEMPTS
@@ -200,10 +200,17 @@ def predict_each(
 _pool_predictor: PredictorLike | None = None
 
 
-def _pool_init(factory: PredictorFactory, project: Project, spec: str) -> None:
+def _pool_init(factory: PredictorFactory, project: Project, spec: str, s_min: float) -> None:
     global _pool_predictor
     _one_thread()
     _pool_predictor = factory(project, spec)
+    _screen_consistent(_pool_predictor, s_min)
+
+
+def _screen_consistent(predictor: PredictorLike, s_min: float) -> None:
+    """An ensemble's gap votes (hamdb.pipeline.uncertainty) use the chained screen's filter."""
+    if hasattr(predictor, "gap_s_min"):
+        predictor.gap_s_min = s_min
 
 
 def _pool_predict(structure_dicts: list[dict[str, Any]]) -> list[Any]:
@@ -240,6 +247,7 @@ def run_worker(
     predictor = factory(project, options.model)
     if hasattr(predictor, "batch_size"):  # the claimed batch goes through the network at once
         predictor.batch_size = options.batch
+    _screen_consistent(predictor, options.screen_s_min)
     mv_id = int(predictor.model_version_id)
     sqlite = claims.is_sqlite(engine)
     pool = None
@@ -248,7 +256,7 @@ def run_worker(
             options.compute_processes,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_pool_init,
-            initargs=(factory, project, options.model),
+            initargs=(factory, project, options.model, options.screen_s_min),
         )
     from sqlalchemy.orm import Session
 
