@@ -100,7 +100,7 @@ def main() -> None:
         epochs = max(1, round(args.steps * base.batch_size / len(chosen)))
         tcfg = TrainConfig(**{**base.as_dict(), "epochs": epochs, "patience": epochs + 1})
         seed_everything(args.seed)
-        graphs = build_graphs([records[k] for k in chosen], basis, cfg)
+        graphs = build_graphs([records[k] for k in chosen], basis, cfg, tcfg.shift_invariant)
         net = HamiltonianNet(cfg)
         init_from_data(net, graphs)
         frames = None

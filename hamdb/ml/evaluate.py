@@ -7,6 +7,8 @@ All in eV, per structure then averaged over the test structures:
   soc_k_mae_ev        MAE of the SOC correction's (K_x, K_y, K_z) elements;
   soc_k_mae_zero_ev   mean |K_DFT|: the MAE of predicting no SOC (the scale of soc_k_mae);
   soc_h0_mae_ev       MAE of its scalar part δH0 (= H0_soc − H_nonsoc);
+  h_onsite_mae_ev, h_onsite_mae_shifted_ev  the same two over the on-site blocks only
+                      (i = j, R = 0: the atomic levels, eV-sized, where bands are most sensitive);
   h_mae_zero_ev       mean |H_DFT|: the MAE of predicting zero everywhere (the scale of h_mae:
                       most elements are long-range and tiny);
   soc_split_mae_ev    MAE of the SOC splittings E_n^soc(k) − E_{n/2}^nonsoc(k) of the 8 bands
@@ -94,6 +96,15 @@ def predict_on_edges(bundle: ModelBundle, record: Record) -> dict[str, Hamiltoni
     return pred
 
 
+def _onsite_elements(ham: Hamiltonian) -> np.ndarray:
+    """Boolean mask of the flat spinless h elements in on-site blocks (i = j, R = 0)."""
+    edges = np.asarray(ham.edges)
+    mask = np.zeros(len(ham.h), dtype=bool)
+    for e in np.flatnonzero((edges[:, 0] == edges[:, 1]) & (edges[:, 2:] == 0).all(axis=1)):
+        mask[ham.offsets[e] : ham.offsets[e + 1]] = True
+    return mask
+
+
 def _with_overlap(ham: Hamiltonian, s: np.ndarray | None) -> Hamiltonian:
     return Hamiltonian(
         ham.structure,
@@ -150,10 +161,13 @@ def structure_metrics(bundle: ModelBundle, record: Record) -> dict[str, float]:
         "h_mae_ev": float(np.abs(h_pred - h_dft).mean()),
         "h_mae_zero_ev": float(np.abs(h_dft).mean()),
     }
+    onsite = _onsite_elements(pred["none"])
+    m["h_onsite_mae_ev"] = float(np.abs(h_pred - h_dft)[onsite].mean())
     s_dft = ref.s
     if s_dft is not None:
         shift = float(np.dot(h_dft - h_pred, s_dft) / np.dot(s_dft, s_dft))
         m["h_mae_shifted_ev"] = float(np.abs(h_pred + shift * s_dft - h_dft).mean())
+        m["h_onsite_mae_shifted_ev"] = float(np.abs(h_pred + shift * s_dft - h_dft)[onsite].mean())
         m["zero_point_shift_ev"] = shift
         if "overlap" in bundle.nets:
             m["overlap_mae"] = float(np.abs(pred["none"].s - s_dft).mean())

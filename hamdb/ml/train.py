@@ -5,6 +5,14 @@ Loss over the shell-pair groups (every real matrix element counts once, whatever
   nonsoc: L = ⟨|H_pred − H_dft|^p⟩;
   soc:    L = ⟨|δH0_pred − δH0|^p⟩ + soc_weight · ⟨|K_pred − K|^p⟩,  p = 1 (MAE) or 2 (MSE),
 so the small SOC part (meV) is weighted on its own and not drowned by the scalar correction.
+Zero-point-free non-SOC loss (`shift_invariant`): GPAW puts the zero of a periodic H at the
+mean electrostatic potential, so H_dft = H_true + ΔE·S with a per-structure ΔE no local network
+can know, and bands, gaps and Z2 do not depend on it. Per structure g the residual is then
+  r = H_pred − H_dft + ΔE_g·S,  ΔE_g = ⟨H_dft − H_pred, S⟩_g / ⟨S, S⟩_g  (least squares),
+i.e. the part of H_pred − H_dft orthogonal to S, and L = ⟨|r|^p⟩. ΔE_g is not detached: the
+loss is exactly invariant under H_pred → H_pred + c·S, so its true gradient has no component
+along S; for MSE a detached ΔE gives the same gradient (∂L/∂ΔE = 0 at the least-squares ΔE),
+for MAE it would push the prediction along S, a direction the loss cannot see.
 Optional band term (`band_weight` > 0, frames from `hamdb.ml.band_loss`): + band_weight · B
 with B = √L_band (eV, the RMS band-error bound) for MAE and L_band (eV²) for MSE, where L_band is
 the orthogonal-frame loss ‖W_k†(H_pred(k) − H_dft(k))W_k‖²/m at a few k per structure.
@@ -55,6 +63,7 @@ class TrainConfig:
     band_kpoints: int = 4  # random k per structure (plus Γ) of the band term
     band_window: int | None = None  # bands above the occupied ones in W (None: all kept)
     band_mode: str = "frame"  # "frame": ‖W†ΔHW‖²; "diagonal": first-order eigenvalue shifts
+    shift_invariant: bool = False  # non-SOC loss blind to a per-structure ΔE·S (module doc)
     init_from: str | None = None  # registry version whose part of this kind is fine-tuned
     model: dict[str, Any] = field(default_factory=dict)
 
@@ -90,17 +99,66 @@ def split_by_group(
     return sorted(train), sorted(val), sorted(test)
 
 
+def zero_point_shifts(
+    pred: dict[tuple[int, int], torch.Tensor], batch: Batch
+) -> dict[tuple[int, int], torch.Tensor]:
+    """ΔE_g·S of each shell-pair group (eV): the least-squares zero-point shift per structure.
+
+    ΔE_g = ⟨H_dft − H_pred, S⟩_g / ⟨S, S⟩_g over all elements of structure g (the overlap
+    targets `s_<l1><l2>` sit in the graphs beside `y_<l1><l2>`, same layout and basis; the
+    inner product is basis-independent). Differentiable in `pred`.
+    """
+    num = torch.zeros(batch.num_graphs, dtype=torch.float64)
+    den = torch.zeros(batch.num_graphs, dtype=torch.float64)
+    graph_of: dict[tuple[int, int], torch.Tensor] = {}
+    for (l1, l2), p in pred.items():
+        key = f"s_{l1}{l2}"
+        if key not in batch:
+            raise ModelError(
+                "shift_invariant needs the overlap blocks in the graphs; build them with "
+                "training_run.build_graphs(..., with_overlap=True)"
+            )
+        s = batch[key].to(torch.float64)
+        y = batch[f"y_{l1}{l2}"].to(torch.float64)
+        edge = batch[f"blk_{l1}{l2}_edge"]
+        g = batch.batch[batch.edge_index[0][edge]] if edge.numel() else edge
+        graph_of[(l1, l2)] = g
+        dims = tuple(range(1, s.dim()))
+        num = num.index_add(0, g, ((y - p.to(torch.float64)) * s).sum(dim=dims))
+        den = den.index_add(0, g, (s * s).sum(dim=dims))
+    delta = num / den.clamp_min(1e-30)
+    out = {}
+    for (l1, l2), p in pred.items():
+        s = batch[f"s_{l1}{l2}"]
+        shape = (-1,) + (1,) * (s.dim() - 1)
+        out[(l1, l2)] = delta[graph_of[(l1, l2)]].view(shape).to(p.dtype) * s.to(p.dtype)
+    return out
+
+
 def element_loss(
-    pred: dict[tuple[int, int], torch.Tensor], batch: Batch, kind: str, loss: str, soc_weight: float
+    pred: dict[tuple[int, int], torch.Tensor],
+    batch: Batch,
+    kind: str,
+    loss: str,
+    soc_weight: float,
+    shift_invariant: bool = False,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """The training loss and its parts (MAE in eV of each channel, for the progress line)."""
+    """The training loss and its parts (MAE in eV of each channel, for the progress line).
+
+    shift_invariant (non-SOC only): residuals after each structure's least-squares ΔE·S
+    (module docstring); "h" is then the shifted MAE.
+    """
     power = 1 if loss == "mae" else 2
+    shifts = zero_point_shifts(pred, batch) if shift_invariant and kind == "nonsoc" else {}
     sums = {"h": 0.0, "k": 0.0}
     counts = {"h": 0, "k": 0}
     parts: dict[str, torch.Tensor] = {}
     for (l1, l2), p in pred.items():
         y = batch[f"y_{l1}{l2}"].to(p.dtype)
-        diff = (p - y).abs()
+        residual = p - y
+        if (l1, l2) in shifts:
+            residual = residual + shifts[(l1, l2)]
+        diff = residual.abs()
         chunks = {"h": diff} if kind == "nonsoc" else {"h": diff[:, :1], "k": diff[:, 1:]}
         for name, d in chunks.items():
             term = d.pow(power).sum()
@@ -293,7 +351,9 @@ class Trainer:
         with torch.no_grad():
             for batch, index in self._batches(graphs, 0, shuffle=False):
                 pred = self.net(batch)
-                _, maes = element_loss(pred, batch, self.net.cfg.kind, "mae", 1.0)
+                _, maes = element_loss(
+                    pred, batch, self.net.cfg.kind, "mae", 1.0, self.cfg.shift_invariant
+                )
                 band = self._band_term(pred, batch, frames, index)
                 if band is not None:
                     maes["band"] = float(band)
@@ -327,7 +387,12 @@ class Trainer:
                 self.opt.zero_grad()
                 pred = self.net(batch)
                 loss, maes = element_loss(
-                    pred, batch, self.net.cfg.kind, self.cfg.loss, self.cfg.soc_weight
+                    pred,
+                    batch,
+                    self.net.cfg.kind,
+                    self.cfg.loss,
+                    self.cfg.soc_weight,
+                    self.cfg.shift_invariant,
                 )
                 band = self._band_term(pred, batch, self.frames["train"], index)
                 if band is not None:

@@ -71,8 +71,14 @@ def overlap_as_hamiltonian(ham: Hamiltonian) -> Hamiltonian:
     )
 
 
-def build_graphs(records: Sequence[Record], basis: Any, cfg: ModelConfig) -> list[HamGraph]:
-    """Graphs with the targets of `cfg.kind` (targets of the 'overlap' part are S)."""
+def build_graphs(
+    records: Sequence[Record], basis: Any, cfg: ModelConfig, with_overlap: bool = False
+) -> list[HamGraph]:
+    """Graphs with the targets of `cfg.kind` (targets of the 'overlap' part are S).
+
+    with_overlap (non-SOC): also S as `s_<l1><l2>` beside each `y_<l1><l2>`, what the
+    zero-point-free loss (`TrainConfig.shift_invariant`) projects out.
+    """
     graphs = []
     for r in records:
         ref = r.h_soc if cfg.kind == "soc" else r.h_none
@@ -81,6 +87,9 @@ def build_graphs(records: Sequence[Record], basis: Any, cfg: ModelConfig) -> lis
             targets = soc_targets(r.h_soc, r.h_none, layout, cfg.l_pairs)
         else:
             targets = nonsoc_targets(r.h_none, layout, cfg.l_pairs)
+            if with_overlap:
+                s = nonsoc_targets(overlap_as_hamiltonian(r.h_none), layout, cfg.l_pairs)
+                targets.update({"s_" + key[2:]: value for key, value in s.items()})
         for key, value in targets.items():
             graph[key] = value
         graphs.append(graph)
@@ -215,7 +224,7 @@ def train_part(
     start_net = _start_from(session, store_root, tcfg.init_from, kind, mcfg)
     if start_net is not None:
         mcfg = start_net.cfg
-    graphs = build_graphs(records, basis, mcfg)
+    graphs = build_graphs(records, basis, mcfg, tcfg.shift_invariant and kind == "nonsoc")
     net = start_net if start_net is not None else HamiltonianNet(mcfg)
     if start_net is None:
         init_from_data(net, [graphs[k] for k in train_idx])
