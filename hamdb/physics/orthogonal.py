@@ -119,6 +119,50 @@ def apply_transform(x: np.ndarray, hk: np.ndarray, n_spin: int) -> np.ndarray:
     return blocks.transpose(0, 3, 1, 4, 2).reshape(nk, n, n)
 
 
+def spin_block_product(x: np.ndarray, blocks: np.ndarray) -> np.ndarray:
+    """(X ⊗ σ0) H (X ⊗ σ0)† (nk, 2m, 2m), interleaved, from H's three independent spin blocks.
+
+    x: (nk, m, m) spinless transform; blocks: (nk, 3, m, m) = (H↑↑, H↑↓, H↓↓) of a Hermitian
+    spinor H (H↓↑ = H↑↓†, so its product is not computed: three quarters of the work of all
+    four blocks). The lower-left block is exactly the adjoint of the upper-right one; the
+    diagonal blocks are Hermitian to round-off (LAPACK's Hermitian solvers read one triangle).
+    """
+    nk, m = len(x), x.shape[-1]
+    t = x[:, None] @ blocks @ x.conj().transpose(0, 2, 1)[:, None]
+    out = np.empty((nk, 2 * m, 2 * m), dtype=t.dtype)
+    out[:, 0::2, 0::2] = t[:, 0]
+    out[:, 0::2, 1::2] = t[:, 1]
+    out[:, 1::2, 0::2] = t[:, 1].conj().transpose(0, 2, 1)
+    out[:, 1::2, 1::2] = t[:, 2]
+    return out
+
+
+def cholesky_inverse(sk: np.ndarray) -> np.ndarray | None:
+    """L⁻¹ (nk, n, n) with S = L L† for spinless overlaps sk (nk, n, n), or None.
+
+    L⁻¹ H L⁻† has the eigenvalues of H c = E S c at a fraction of the cost of S^{-1/2} (no
+    eigen-decomposition of S), but its eigenvectors are in a frame that mixes atoms: for
+    energies only. The same overlaps are refused as by `lowdin_transform` with s_min = 0:
+    λ_max/λ_min ≤ tr S · tr S⁻¹ (tr S⁻¹ = ‖L⁻¹‖_F²), so only where that bound reaches
+    1/SINGULAR_RATIO are S's eigenvalues computed to decide (raising SingularOverlapError).
+    None when Cholesky fails although S passes that test (round-off at the limit): use Löwdin.
+    """
+    try:
+        linv = np.linalg.inv(np.linalg.cholesky(sk))
+    except np.linalg.LinAlgError:
+        lowdin_transform(sk)  # raises for the offending k-point
+        return None
+    bound = np.trace(sk, axis1=1, axis2=2).real * (np.abs(linv) ** 2).sum(axis=(1, 2))
+    suspect = np.flatnonzero(bound * SINGULAR_RATIO >= 1.0)
+    if len(suspect):
+        try:
+            lowdin_transform(sk[suspect])
+        except SingularOverlapError as exc:
+            exc.index = int(suspect[exc.index])
+            raise
+    return linv
+
+
 def orthonormal_hamiltonian(
     hk: np.ndarray, sk: np.ndarray, n_spin: int, s_min: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,9 @@ Non-orthogonal bases: H c = E S c is solved as H' c' = E c' with H' = X H X, X =
 with s_min > 0 and park them far above every band). Löwdin orbitals stay centred on their
 atoms, so the atom positions τ keep their meaning in the Wilson-loop gauge (as Z2Pack does
 with `basis_overlap` and `pos`). S is spinless: X is computed on the n_orb×n_orb S(k) and
-applied as X ⊗ σ0, an eighth of the cost of working on the spinor overlap.
+applied as X ⊗ σ0 to three of the four spin blocks of H(k) (H↓↑ = H↑↓†), which the Bloch sum
+produces separately. Where only energies are wanted (the gap search) X = L⁻¹ (S = L L†,
+Cholesky) replaces S^{-1/2}: the same eigenvalues without an eigen-decomposition of S.
 """
 
 from __future__ import annotations
@@ -24,7 +26,13 @@ from scipy.linalg.lapack import zheevr
 from hamdb.errors import HamiltonianError, TopologyError
 from hamdb.physics.bloch import bloch_matrices, dense_hr, state_positions, translations
 from hamdb.physics.checks import check_hamiltonian
-from hamdb.physics.orthogonal import SingularOverlapError, orthonormal_hamiltonian
+from hamdb.physics.orthogonal import (
+    SingularOverlapError,
+    cholesky_inverse,
+    lowdin_transform,
+    orthonormal_hamiltonian,
+    spin_block_product,
+)
 
 if TYPE_CHECKING:
     from hamdb.physics.hamiltonian import Hamiltonian
@@ -45,7 +53,9 @@ class BandProblem:
     (eV); h0: (N, N) K(0); sr, s0: the same for the spinless S(R) (n·n), or None; n_spin: 1
     or 2; tau: (N, 3) fractional position of the atom of every state; n_occupied: occupied
     bands (states below the gap). Above DENSE_BYTES of dense stacks, `ham` is kept instead and
-    H(k), S(k) come from hamdb.physics.bloch's sparse scatter path.
+    H(k), S(k) come from hamdb.physics.bloch's sparse scatter path. spin_blocks: hr and h0
+    hold the spin blocks (↑↑, ↑↓, ↓↑, ↓↓) of the m×m orbital matrices one after the other
+    instead of the interleaved N×N matrix (a SOC H with an overlap: see `_bloch`).
     """
 
     R: np.ndarray
@@ -61,6 +71,7 @@ class BandProblem:
     max_dropped: int = 0  # most states the filter dropped at one k so far
     h0: np.ndarray | None = None
     s0: np.ndarray | None = None
+    spin_blocks: bool = False
 
     @classmethod
     def from_hamiltonian(
@@ -85,11 +96,18 @@ class BandProblem:
         dense = n_R * ham.n_states**2 * 16 <= DENSE_BYTES
         R, h, s = dense_hr(ham) if dense else (translations(ham), None, None)
         h0 = s0 = hr = sr = None
+        blocks = s is not None and ham.n_spin == 2
         if h is not None:
             R_all = R
             R, h0, hr = hermitian_half(R_all, h.astype(complex))
             if s is not None:
                 _, s0, sr = hermitian_half(R_all, s.real)
+            if blocks:
+                m = ham.n_orbitals
+                hr = np.ascontiguousarray(
+                    hr.reshape(len(R), m, 2, m, 2).transpose(0, 2, 4, 1, 3).reshape(len(R), -1)
+                )
+                h0 = np.ascontiguousarray(h0.reshape(m, 2, m, 2).transpose(1, 3, 0, 2))
         return cls(
             R=R.astype(float),
             hr=hr,
@@ -103,6 +121,7 @@ class BandProblem:
             label=label,
             ham=None if dense else ham,
             s_min=float(s_min),
+            spin_blocks=bool(blocks and h is not None),
         )
 
     @cached_property
@@ -112,8 +131,12 @@ class BandProblem:
     def chunk(self) -> int:
         return max(1, CHUNK_BYTES // (16 * self.n_states**2))
 
-    def _bloch(self, k: np.ndarray) -> np.ndarray:
-        """Orthonormal-basis H'(k) (nk, N, N), Hermitian to round-off, lattice gauge."""
+    def _bloch(self, k: np.ndarray, vectors: bool = True) -> np.ndarray:
+        """Orthonormal-basis H'(k) (nk, N, N), Hermitian to round-off, lattice gauge.
+
+        vectors=False: only its eigenvalues will be used, so with an exact overlap (s_min = 0)
+        the cheaper Cholesky frame L⁻¹ H L⁻† stands in for the Löwdin one.
+        """
         n, m = self.n_states, self.n_orbitals
         sk = None
         if self.ham is not None:
@@ -122,21 +145,57 @@ class BandProblem:
                 sk = s_spinor[:, :: self.n_spin, :: self.n_spin]
         else:
             phases = np.exp(2j * np.pi * (k @ self.R.T))
-            a = (phases @ self.hr).reshape(len(k), n, n)
-            hk = a + a.conj().transpose(0, 2, 1) + self.h0
             if self.sr is not None:
                 b = (phases.real @ self.sr + 1j * (phases.imag @ self.sr)).reshape(len(k), m, m)
                 sk = b + b.conj().transpose(0, 2, 1) + self.s0
+            if self.spin_blocks:
+                return self._spin_block_bloch(k, phases, sk, vectors)
+            a = (phases @ self.hr).reshape(len(k), n, n)
+            hk = a + a.conj().transpose(0, 2, 1) + self.h0  # exactly Hermitian
         if sk is None:
-            return 0.5 * (hk + hk.conj().transpose(0, 2, 1))
+            return hk if self.ham is None else 0.5 * (hk + hk.conj().transpose(0, 2, 1))
         try:
             hk, dropped = orthonormal_hamiltonian(hk, sk, self.n_spin, self.s_min)
         except SingularOverlapError as exc:
-            raise TopologyError(
-                f"{self.label}: the overlap S(k) is singular or not positive definite at "
-                f"k = {np.round(k[exc.index], 4).tolist()} (smallest eigenvalue "
-                f"{exc.smallest:.3g}); --s-min drops near-dependent directions"
-            ) from None
+            raise self._singular(k, exc) from None
+        self._count_dropped(dropped)
+        return hk
+
+    def _spin_block_bloch(
+        self, k: np.ndarray, phases: np.ndarray, sk: np.ndarray, vectors: bool
+    ) -> np.ndarray:
+        """H'(k) from the spin blocks of the Bloch sum: (X ⊗ σ0) H (X ⊗ σ0)† on three blocks."""
+        nk, m = len(phases), self.n_orbitals
+        a = (phases @ self.hr).reshape(nk, 2, 2, m, m)
+        ah = a.conj().swapaxes(-1, -2)
+        blocks = np.empty((nk, 3, m, m), dtype=complex)
+        for j, (s1, s2) in enumerate(((0, 0), (0, 1), (1, 1))):
+            np.add(a[:, s1, s2], ah[:, s2, s1], out=blocks[:, j])
+            blocks[:, j] += self.h0[s1, s2]
+        try:
+            x = cholesky_inverse(sk) if not vectors and self.s_min == 0 else None
+            drop = None
+            if x is None:
+                x, drop, dropped = lowdin_transform(sk, self.s_min)
+        except SingularOverlapError as exc:
+            raise self._singular(k, exc) from None
+        hp = spin_block_product(x, blocks)
+        if drop is not None:  # filtered directions parked above every band (orthogonal.py)
+            e_drop = 1.0 + 2.0 * np.sqrt((np.abs(hp) ** 2).sum(axis=(1, 2)))
+            shift = e_drop[:, None, None] * drop
+            hp[:, 0::2, 0::2] += shift
+            hp[:, 1::2, 1::2] += shift
+            self._count_dropped(2 * dropped)
+        return hp
+
+    def _singular(self, k: np.ndarray, exc: SingularOverlapError) -> TopologyError:
+        return TopologyError(
+            f"{self.label}: the overlap S(k) is singular or not positive definite at "
+            f"k = {np.round(k[exc.index], 4).tolist()} (smallest eigenvalue "
+            f"{exc.smallest:.3g}); --s-min drops near-dependent directions"
+        )
+
+    def _count_dropped(self, dropped: np.ndarray) -> None:
         self.max_dropped = max(self.max_dropped, int(dropped.max(initial=0)))
         if self.n_states - self.max_dropped <= self.n_occupied:
             raise TopologyError(
@@ -144,7 +203,6 @@ class BandProblem:
                 f"{self.n_states} states at some k, leaving no empty band above the "
                 f"{self.n_occupied} occupied ones"
             )
-        return hk
 
     @cached_property
     def time_reversal_symmetric(self) -> bool:
@@ -161,7 +219,7 @@ class BandProblem:
         out = np.empty((len(k), self.n_states))
         step = self.chunk()
         for a in range(0, len(k), step):
-            out[a : a + step] = np.linalg.eigvalsh(self._bloch(k[a : a + step]))
+            out[a : a + step] = np.linalg.eigvalsh(self._bloch(k[a : a + step], vectors=False))
         return out
 
     def occupied_states(
@@ -203,7 +261,7 @@ def _lowest_states(h: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
     w = np.empty((len(h), count))
     v = np.empty((len(h), n, count), dtype=complex)
     for i, matrix in enumerate(h):
-        wi, vi, found, _, info = zheevr(matrix, compute_v=1, range="I", il=1, iu=count)
+        wi, vi, found, _, info = zheevr(matrix, compute_v=1, range="I", lower=1, il=1, iu=count)
         if info != 0 or found != count:
             wi, vi = np.linalg.eigh(matrix)
         w[i], v[i] = wi[:count], vi[:, :count]

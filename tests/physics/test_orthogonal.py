@@ -13,8 +13,11 @@ from hamdb.physics.bands import eigensystem
 from hamdb.physics.bloch import bloch_matrices
 from hamdb.physics.orthogonal import (
     SingularOverlapError,
+    cholesky_inverse,
+    lowdin_transform,
     orthonormal_hamiltonian,
     orthonormal_system,
+    spin_block_product,
     to_original_basis,
 )
 from hamdb.physics.synthetic import random_hamiltonian
@@ -183,3 +186,46 @@ def test_original_basis_vectors_and_errors() -> None:
         spinor = np.kron(S, np.eye(2))
         spinor[:, 0, 1] = 0.1
         orthonormal_hamiltonian(np.kron(H, np.eye(2)), spinor, 2)
+
+
+def test_spin_block_product_is_the_spinor_product_from_three_blocks(gaas_like, spd_basis) -> None:
+    """(X ⊗ σ0) H (X ⊗ σ0)† from H↑↑, H↑↓, H↓↓ only: the spinor product to round-off, the
+    lower-left block exactly the adjoint of the upper-right one (for Löwdin and Cholesky X)."""
+    ham = random_hamiltonian(gaas_like, spd_basis, "soc", 5.0, overlap=True, seed=3)
+    k = np.random.default_rng(4).uniform(size=(5, 3))
+    hk, sk = bloch_matrices(ham, k)
+    s = sk[:, ::2, ::2]
+    blocks = np.stack([hk[:, 0::2, 0::2], hk[:, 0::2, 1::2], hk[:, 1::2, 1::2]], axis=1)
+    for x in (lowdin_transform(s)[0], cholesky_inverse(s)):
+        spinor_x = np.kron(x, np.eye(2))
+        expected = spinor_x @ hk @ spinor_x.conj().transpose(0, 2, 1)
+        out = spin_block_product(x, blocks)
+        np.testing.assert_allclose(out, expected, atol=1e-10)
+        np.testing.assert_array_equal(
+            out[:, 1::2, 0::2], out[:, 0::2, 1::2].conj().transpose(0, 2, 1)
+        )
+
+
+def test_cholesky_frame_has_the_generalized_eigenvalues_and_the_same_refusals() -> None:
+    """L⁻¹ H L⁻† gives the eigenvalues of H c = E S c (to round-off, also with a nearly
+    dependent basis, λ_min/λ_max ~ 1e-5); a singular S is refused at the same k-point as by
+    Löwdin, a non-positive one too."""
+    _, H, S, _ = _redundant_chain(eps=1e-2)
+    x = cholesky_inverse(S)
+    assert x is not None
+    ref = [scipy.linalg.eigh(H[n], S[n], eigvals_only=True) for n in range(len(H))]
+    np.testing.assert_allclose(np.linalg.eigvalsh(x @ H @ x.conj().transpose(0, 2, 1)), ref,
+                               rtol=1e-9, atol=1e-9)  # fmt: skip
+    singular = S.copy()
+    singular[4, 3, :] = singular[4, 2, :] = S[4, 0, :]
+    singular[4, :, 3] = singular[4, :, 2] = S[4, :, 0]
+    for bad in (singular, S - 2 * np.eye(4)):
+        with pytest.raises(SingularOverlapError) as chol:
+            cholesky_inverse(bad)
+        with pytest.raises(SingularOverlapError) as lowdin:
+            lowdin_transform(bad)
+        assert chol.value.index == lowdin.value.index
+    # below 1e-8 relative but positive: Cholesky would succeed, the bound sends it to the test
+    tiny = np.diag([1.0, 1.0, 1e-9, 1.0])[None]
+    with pytest.raises(SingularOverlapError):
+        cholesky_inverse(tiny)

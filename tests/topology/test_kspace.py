@@ -33,7 +33,18 @@ def test_bloch_of_the_problem_matches_physics_bloch(gaas_like) -> None:  # type:
     k = np.random.default_rng(1).random((3, 3))
     hk, sk = bloch_matrices(ham, k)
     expected, _ = orthonormal_hamiltonian(hk, sk, 2)
+    assert problem.spin_blocks  # a SOC H with an overlap: the spin-block path
     np.testing.assert_allclose(problem._bloch(k), expected, atol=1e-12)
+    # energies only (Cholesky frame): the same eigenvalues
+    np.testing.assert_allclose(
+        np.linalg.eigvalsh(problem._bloch(k, vectors=False)), np.linalg.eigvalsh(expected),
+        atol=1e-10,
+    )  # fmt: skip
+    np.testing.assert_allclose(problem.eigenvalues(k), np.linalg.eigvalsh(expected), atol=1e-10)
+    filtered = BandProblem.from_hamiltonian(ham, occupied=8, s_min=1e-3)
+    ref, dropped = orthonormal_hamiltonian(hk, sk, 2, s_min=1e-3)
+    np.testing.assert_allclose(filtered._bloch(k), ref, atol=1e-10)
+    assert filtered.max_dropped == dropped.max()
 
 
 def test_lowest_states_subset_solver_equals_full_eigh() -> None:
