@@ -44,8 +44,9 @@ def command(
     again, only its source is recorded; a strained variant is a new structure in the same
     material group. Re-running on the same files adds nothing. Bad files are listed with the
     reason and the others go in; the exit code is 1 if any failed. With --strict the first
-    bad file aborts the run and nothing is written. --workers N parses and analyses files in
-    N processes (worth it for thousands of files).
+    bad file aborts the run and nothing is written. --workers 2 parses and analyses files in
+    a second process while this one matches and writes (N: in N - 1 processes; worth it for
+    thousands of files).
 
     \b
     Examples:

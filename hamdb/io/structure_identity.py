@@ -7,7 +7,8 @@
   primitive_cell=True, scale=True): strained or relaxed variants.
 
 Both are blocked by reduced formula + space-group number (symprec 0.1 Å, angle tolerance 5°,
-computed with moyopy, a fast Rust implementation of spglib's algorithm).
+computed with moyopy, a fast Rust implementation of spglib's algorithm, or spglib where
+moyopy does not finish: structure_symmetry).
 
 Inside a block, cheap necessary conditions run before any comparison, vectorised over the
 block's rows (`Block`):
@@ -33,24 +34,25 @@ per founder that passes them.
 
 from __future__ import annotations
 
-import functools
-import logging
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hamdb.errors import InputError
 from hamdb.io.structure_cells import Cell, Minima, cell_from_dict, minima_basis, primitive_cell
 from hamdb.io.structure_compare import MatchCell, Tolerances, compare
+from hamdb.io.structure_symmetry import (  # noqa: F401 (re-exported: the block key's tolerances)
+    ANGLE_TOLERANCE_DEG,
+    SYMPREC,
+    Symmetry,
+    symmetry_of,
+)
 
 if TYPE_CHECKING:
     from pymatgen.analysis.structure_matcher import StructureMatcher
     from pymatgen.core import Structure
 
-SYMPREC = 0.1
-ANGLE_TOLERANCE_DEG = 5.0
 SAME_STRUCTURE = {
     "ltol": 0.02,
     "stol": 0.05,
@@ -73,52 +75,6 @@ LENGTH_BOUNDS_STRUCTURE = (math.log(1.02) + 1e-6, 0.04)
 LENGTH_BOUNDS_MATERIAL = (math.log(1.2) + 1e-6, 0.75)
 #: Volume per site (Å³) to which cells are scaled for the scale-free material match.
 _NORMAL_VOLUME_PER_SITE = 10.0
-
-
-@dataclass(frozen=True)
-class Symmetry:
-    """What one moyopy call tells: space-group number, primitive size, and `linear`, the
-    matrix whose columns are the primitive basis in the input basis (moyopy's
-    prim_std_linear, before idealisation)."""
-
-    number: int
-    n_primitive: int
-    linear: np.ndarray
-
-    def primitive_lattice(self, lattice: np.ndarray) -> np.ndarray:
-        """Rows: the primitive cell vectors (Å) of a structure with these `lattice` rows."""
-        return self.linear.T @ lattice
-
-
-@functools.cache
-def _quiet_moyopy() -> None:
-    # moyopy logs a warning per non-primitive input about operations it leaves out of the
-    # input-cell basis; hamdb uses only the space-group number and the primitive cell.
-    # (Once: each setLevel clears the logging module's caches.)
-    logging.getLogger("moyo").setLevel(logging.ERROR)
-
-
-def symmetry_of(crystal: Structure | Cell) -> Symmetry:
-    """Symmetry at symprec 0.1 Å, angle tolerance 5°; InputError if the search fails."""
-    import moyopy
-
-    _quiet_moyopy()
-    if isinstance(crystal, Cell):
-        cell = moyopy.Cell(crystal.lattice, crystal.frac, crystal.numbers.tolist())
-    else:
-        cell = moyopy.Cell(
-            crystal.lattice.matrix, crystal.frac_coords, [sp.Z for sp in crystal.species]
-        )
-    try:
-        data = moyopy.MoyoDataset(
-            cell, symprec=SYMPREC, angle_tolerance=math.radians(ANGLE_TOLERANCE_DEG)
-        )
-    except BaseException as exc:  # moyopy raises a Rust panic type not derived from Exception
-        if isinstance(exc, KeyboardInterrupt | SystemExit):
-            raise
-        raise InputError(f"symmetry search failed ({exc})") from None
-    linear = np.asarray(data.prim_std_linear, dtype=float)
-    return Symmetry(int(data.number), len(data.prim_std_cell.numbers), linear)
 
 
 def reduced_structure(structure: Structure, primitive: bool = True) -> Structure:

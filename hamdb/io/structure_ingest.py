@@ -18,7 +18,6 @@ pulled into the block cache at the start of each batch. On SQLite, one writer at
 from __future__ import annotations
 
 import functools
-import multiprocessing
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -34,6 +33,7 @@ from hamdb.io.structure_cells import PlainCrystal, plain_crystal, to_json
 from hamdb.io.structure_identity import Block, Crystal, Match, Matcher
 from hamdb.io.structure_prepare import BlockKey, Prepared, Unit, prepare, prepare_unit
 from hamdb.io.structure_rows import NewStructure, write_structures
+from hamdb.io.structure_workers import Pipeline, UnitResult
 from hamdb.io.structures import RawFile, ReadFailure
 
 if TYPE_CHECKING:
@@ -398,9 +398,10 @@ def ingest(
     whatever the session holds; with `strict`, everything is one transaction and the first bad
     item raises InputError with nothing written. `dedup=False` skips the identity checks:
     every new source becomes a new row and its own material (re-runs still add nothing, by
-    source). `workers` > 1 parses, validates and finds symmetry in that many processes (the
-    timings then add up CPU seconds across them). `progress(n)` gets the number of
-    structures handled so far after each batch.
+    source). `workers` is the number of processes: with 2 or more, `workers` - 1 worker
+    processes parse, validate and analyse structures while this one matches and writes
+    (the parse to serialise timings then add up seconds across them). `progress(n)` gets
+    the number of structures handled so far after each batch.
     """
     report = IngestReport()
     ingester = _Ingester(session, dedup, report)
@@ -409,12 +410,9 @@ def ingest(
     if session.in_transaction():
         session.commit()
     try:
-        with _mapper(workers) as mapper:
+        with _prepared(ingester.units(items, strict), workers, dedup) as results:
             batch: list[Prepared] = []
-            # Workers analyse every crystal (off this process); here only those that meet
-            # another in their block are.
-            work = functools.partial(prepare_unit, analyse=dedup and workers > 1)
-            for prepared, skipped, timings in mapper(work, ingester.units(items, strict)):
+            for prepared, skipped, timings in results:
                 for stage, seconds in timings.items():
                     report.timings[stage] = report.timings.get(stage, 0.0) + seconds
                 report.seen += skipped + len(prepared)
@@ -456,17 +454,18 @@ def _write(
 
 
 @contextmanager
-def _mapper(workers: int) -> Iterator[Callable[..., Iterator[Any]]]:
-    """`map` in this process, or an ordered, lazy map over `workers` spawned processes.
+def _prepared(units: Iterator[Unit], workers: int, dedup: bool) -> Iterator[Iterator[UnitResult]]:
+    """prepare_unit's results, in order: in this process (`workers` <= 1), else in
+    `workers` - 1 worker processes (structure_workers) while this one matches and writes.
 
-    Spawned, not forked: a forked child would share the parent's database connections.
+    Workers analyse every crystal (off this process); here only those that meet another in
+    their block are.
     """
     if workers <= 1:
-        yield map
+        yield map(functools.partial(prepare_unit, analyse=False), units)
         return
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(workers) as pool:
-        yield lambda function, iterable: pool.imap(function, iterable, chunksize=16)
+    with Pipeline(workers - 1, analyse=dedup) as pipeline:
+        yield pipeline.map(units)
 
 
 def find_or_add_structure(

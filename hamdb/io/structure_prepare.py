@@ -10,12 +10,14 @@ from __future__ import annotations
 import functools
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hamdb.errors import InputError
 from hamdb.io.structure_cells import PlainCrystal, plain_crystal, structure_dict, to_json
-from hamdb.io.structure_identity import Crystal, symmetry_of
+from hamdb.io.structure_identity import Crystal
+from hamdb.io.structure_symmetry import METHODS, symmetry_of
 from hamdb.io.structures import RawFile, ReadFailure, validate_cell, validate_structure
 
 if TYPE_CHECKING:
@@ -62,13 +64,15 @@ def prepare(
     timings: dict[str, float] | None = None,
     *,
     analyse: bool = True,
+    method: str = "moyopy",
 ) -> Prepared | ReadFailure:
     """Validate one structure, find its symmetry and serialise it; a ReadFailure says why not.
 
     `structure` may come as a PlainCrystal (what ingest ships to worker processes: cheaper
     to pickle than a Structure). `analyse` also computes what the identity checks need (the
     reduced lengths, the primitive cell to compare), off the process that matches: in the
-    workers. `timings` (seconds per stage) is added to.
+    workers. `method` is the symmetry search's (structure_symmetry: 'spglib' where moyopy
+    did not finish). `timings` (seconds per stage) is added to.
     """
     clock = StageClock(timings)
     plain = structure if isinstance(structure, PlainCrystal) else plain_crystal(structure)
@@ -82,14 +86,14 @@ def prepare(
         return ReadFailure(source, source_id, reason)
     try:
         if plain is not None:
-            symmetry = symmetry_of(plain.cell)
+            symmetry = symmetry_of(plain.cell, method)
             crystal = Crystal(plain.cell, symmetry=symmetry)
             counts = Counter(plain.symbols)
             reduced_formula = _reduced_formula(tuple(sorted(counts.items())))
             elements = sorted(counts)
         else:
             assert not isinstance(structure, PlainCrystal)
-            symmetry = symmetry_of(structure)
+            symmetry = symmetry_of(structure, method)
             crystal = Crystal(None, structure=structure, symmetry=symmetry)
             composition = structure.composition
             reduced_formula = composition.reduced_formula
@@ -140,12 +144,18 @@ Unit = tuple[RawFile | tuple["Structure | PlainCrystal", str, str], frozenset[st
 
 
 def prepare_unit(
-    unit: Unit, analyse: bool = True
+    unit: Unit,
+    analyse: bool = True,
+    plan: dict[int, str] | None = None,
+    mark: Callable[[int], None] | None = None,
 ) -> tuple[list[Prepared | ReadFailure], int, dict[str, float]]:
     """Parse (for a raw file) and prepare every structure of a unit, skipping the ids given.
 
-    Returns (prepared or failed items, how many were skipped as already ingested, seconds
-    per stage). Runs in worker processes: no database access here.
+    `plan` maps the index of a structure in the unit to what to do instead of the usual:
+    a symmetry method ('spglib') or, for anything else, the reason it failed.
+    `mark(k)` is called before the k-th structure is prepared (a worker records where it
+    is, for when it is killed). Returns (prepared or failed items, how many were skipped as
+    already ingested, seconds per stage). Runs in worker processes: no database access here.
     """
     payload, skip = unit
     timings: dict[str, float] = {}
@@ -154,11 +164,18 @@ def prepare_unit(
     clock("parse")
     out: list[Prepared | ReadFailure] = []
     skipped = 0
-    for item in parsed:
+    for index, item in enumerate(parsed):
         if isinstance(item, ReadFailure):
             out.append(item)
         elif item[2] in skip:
             skipped += 1
         else:
-            out.append(prepare(*item, timings=timings, analyse=analyse))
+            if mark is not None:
+                mark(index)
+            instead = plan.get(index) if plan else None
+            if instead is None or instead in METHODS:
+                method = instead or "moyopy"
+                out.append(prepare(*item, timings=timings, analyse=analyse, method=method))
+            else:
+                out.append(ReadFailure(item[1], item[2], instead))
     return out, skipped, timings
