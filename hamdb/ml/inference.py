@@ -38,12 +38,14 @@ from hamdb.ml.graph import BlockLayout, LPair, periodic_neighbours
 from hamdb.ml.irreps import change_of_basis
 from hamdb.ml.model import ModelConfig
 from hamdb.ml.network_io import blocks_to_flat, run_network
+from hamdb.ml.shipped import shipped_models_dir
 from hamdb.physics.basis import BasisSet
 from hamdb.physics.hamiltonian import Hamiltonian
 
 BUNDLE_FILE = "model.pt"
-#: The models shipped with hamdb (models/<name>/model.pt in a source checkout).
-SHIPPED_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+#: The models shipped with hamdb (<name>/model.pt): in the installed package (a wheel or
+#: `pip install .`), else models/ of a source checkout (editable install); hamdb.ml.shipped.
+SHIPPED_MODELS_DIR = shipped_models_dir()
 SHIPPED_MODEL = "hamdb-small"
 
 
@@ -145,7 +147,7 @@ class Predictor:
         """The model shipped in models/<name> (no registry needed)."""
         folder = SHIPPED_MODELS_DIR / name
         if not (folder / BUNDLE_FILE).is_file():
-            raise ModelError(f"{folder}: no shipped model {name!r} here (a source checkout has it)")
+            raise ModelError(f"{folder}: no shipped model {name!r} here (reinstall hamdb)")
         return cls.from_path(folder)
 
     # -- prediction ------------------------------------------------------------------------
