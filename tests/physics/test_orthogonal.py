@@ -13,7 +13,7 @@ from hamdb.physics.bands import eigensystem
 from hamdb.physics.bloch import bloch_matrices
 from hamdb.physics.orthogonal import (
     SingularOverlapError,
-    cholesky_inverse,
+    cholesky_spin_blocks,
     lowdin_transform,
     orthonormal_hamiltonian,
     orthonormal_system,
@@ -188,44 +188,50 @@ def test_original_basis_vectors_and_errors() -> None:
         orthonormal_hamiltonian(np.kron(H, np.eye(2)), spinor, 2)
 
 
-def test_spin_block_product_is_the_spinor_product_from_three_blocks(gaas_like, spd_basis) -> None:
+def test_spin_block_products_are_the_spinor_products_from_three_blocks(
+    gaas_like, spd_basis
+) -> None:
     """(X ⊗ σ0) H (X ⊗ σ0)† from H↑↑, H↑↓, H↓↓ only: the spinor product to round-off, the
-    lower-left block exactly the adjoint of the upper-right one (for Löwdin and Cholesky X)."""
+    lower-left block exactly the adjoint of the upper-right one. The Cholesky form (energies
+    only: spin-block order, lower triangle) has the generalized eigenvalues."""
     ham = random_hamiltonian(gaas_like, spd_basis, "soc", 5.0, overlap=True, seed=3)
     k = np.random.default_rng(4).uniform(size=(5, 3))
     hk, sk = bloch_matrices(ham, k)
     s = sk[:, ::2, ::2]
     blocks = np.stack([hk[:, 0::2, 0::2], hk[:, 0::2, 1::2], hk[:, 1::2, 1::2]], axis=1)
-    for x in (lowdin_transform(s)[0], cholesky_inverse(s)):
-        spinor_x = np.kron(x, np.eye(2))
-        expected = spinor_x @ hk @ spinor_x.conj().transpose(0, 2, 1)
-        out = spin_block_product(x, blocks)
-        np.testing.assert_allclose(out, expected, atol=1e-10)
-        np.testing.assert_array_equal(
-            out[:, 1::2, 0::2], out[:, 0::2, 1::2].conj().transpose(0, 2, 1)
-        )
+    x = lowdin_transform(s)[0]
+    spinor_x = np.kron(x, np.eye(2))
+    out = spin_block_product(x, blocks)
+    np.testing.assert_allclose(out, spinor_x @ hk @ spinor_x, atol=1e-10)
+    np.testing.assert_array_equal(out[:, 1::2, 0::2], out[:, 0::2, 1::2].conj().transpose(0, 2, 1))
+    energies_only = cholesky_spin_blocks(s, blocks)
+    assert energies_only is not None
+    ref = [scipy.linalg.eigh(hk[n], sk[n], eigvals_only=True) for n in range(len(k))]
+    np.testing.assert_allclose(np.linalg.eigvalsh(energies_only), ref, atol=1e-10)
 
 
-def test_cholesky_frame_has_the_generalized_eigenvalues_and_the_same_refusals() -> None:
-    """L⁻¹ H L⁻† gives the eigenvalues of H c = E S c (to round-off, also with a nearly
-    dependent basis, λ_min/λ_max ~ 1e-5); a singular S is refused at the same k-point as by
-    Löwdin, a non-positive one too."""
+def test_cholesky_path_has_the_generalized_eigenvalues_and_the_same_refusals() -> None:
+    """Also with a nearly dependent basis (λ_min/λ_max ~ 1e-5) the Cholesky form has the
+    eigenvalues of H c = E S c; a singular S is refused at the same k-point as by Löwdin, a
+    non-positive one too, and one below the 1e-8 ratio that Cholesky would factor as well."""
     _, H, S, _ = _redundant_chain(eps=1e-2)
-    x = cholesky_inverse(S)
-    assert x is not None
-    ref = [scipy.linalg.eigh(H[n], S[n], eigvals_only=True) for n in range(len(H))]
-    np.testing.assert_allclose(np.linalg.eigvalsh(x @ H @ x.conj().transpose(0, 2, 1)), ref,
-                               rtol=1e-9, atol=1e-9)  # fmt: skip
+    spinor_h = np.kron(H, np.eye(2))
+    blocks = np.stack(
+        [spinor_h[:, 0::2, 0::2], spinor_h[:, 0::2, 1::2], spinor_h[:, 1::2, 1::2]], 1
+    )
+    ref = [scipy.linalg.eigh(H[n], S[n], eigvals_only=True).repeat(2) for n in range(len(H))]
+    out = cholesky_spin_blocks(S, blocks)
+    assert out is not None
+    np.testing.assert_allclose(np.linalg.eigvalsh(out), ref, rtol=1e-9, atol=1e-9)
     singular = S.copy()
     singular[4, 3, :] = singular[4, 2, :] = S[4, 0, :]
     singular[4, :, 3] = singular[4, :, 2] = S[4, :, 0]
     for bad in (singular, S - 2 * np.eye(4)):
         with pytest.raises(SingularOverlapError) as chol:
-            cholesky_inverse(bad)
+            cholesky_spin_blocks(bad, blocks)
         with pytest.raises(SingularOverlapError) as lowdin:
             lowdin_transform(bad)
         assert chol.value.index == lowdin.value.index
-    # below 1e-8 relative but positive: Cholesky would succeed, the bound sends it to the test
     tiny = np.diag([1.0, 1.0, 1e-9, 1.0])[None]
     with pytest.raises(SingularOverlapError):
-        cholesky_inverse(tiny)
+        cholesky_spin_blocks(tiny, blocks[:1])
