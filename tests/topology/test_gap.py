@@ -74,11 +74,41 @@ def test_h_breaking_the_crystal_symmetry_keeps_the_time_reversal_half() -> None:
     assert gap_module._irreducible(problem, ham.structure, n) is None
 
 
-def test_refinement_stops_where_parabolas_promise_nothing() -> None:
-    """Values along ±x, ±y of a stencil: a symmetric minimum promises no gain (settled); a
-    tilted one promises g²/4c; a kink (no positive curvature) is never settled."""
-    pairs = np.array([[0, 1], [2, 3]])  # (+x, −x), (+y, −y)
-    centre = np.array([0.0, 0.0, 0.0])
-    vals = np.array([[1.0, 1.0, 2.0, 2.0], [1.5, 0.5, 1.0, 1.0], [-1.0, 1.0, 1.0, 1.0]])
-    gain = gap_module._possible_gain(vals, centre, pairs)
-    assert gain[0] == 0.0 and gain[1] == pytest.approx(0.0625) and gain[2] == np.inf
+def test_quadratic_model_and_newton_step_of_a_stencil() -> None:
+    """Central differences on the 3^d stencil are exact for a quadratic with cross terms: the
+    Newton step lands on its minimum and promises its depth; a saddle promises nothing."""
+    periodic = [0, 1]
+    offsets = gap_module.stencil_offsets(periodic)
+    assert len(offsets) == 9 and not offsets[0].any()
+    hessian = np.array([[2.0, 1.5], [1.5, 3.0]])
+    minimum = np.array([0.3, -0.6])
+
+    def f(x: np.ndarray) -> np.ndarray:
+        d = x - minimum
+        return 0.5 * np.einsum("...i,ij,...j->...", d, hessian, d) - 1.0
+
+    vals = f(offsets[:, :2].astype(float))[None]
+    g, c = gap_module.quadratic_model(vals, vals[:, 0], offsets, periodic)
+    np.testing.assert_allclose(c[0], hessian, atol=1e-12)
+    step, gain = gap_module.newton_step(g, c)
+    np.testing.assert_allclose(step[0], minimum, atol=1e-12)
+    assert gain[0] == pytest.approx(float(f(np.zeros(2))) + 1.0)
+    saddle = np.array([[[1.0, 0.0], [0.0, -1.0]]])
+    step, gain = gap_module.newton_step(np.array([[0.1, 0.1]]), saddle)
+    assert gain[0] == np.inf and np.isnan(step).all()
+
+
+def test_small_models_skip_the_symmetry_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 4-state model: the whole time-reversal half costs less than spglib's search."""
+    ham = _si_sp3_soc()
+    problem = BandProblem.from_hamiltonian(ham, occupied=8)
+    recip = np.asarray(ham.structure.lattice.reciprocal_lattice.abc)
+    calls: list[int] = []
+    original = gap_module._irreducible
+    monkeypatch.setattr(gap_module, "_irreducible", lambda *a: calls.append(1) or original(*a))
+    band_gap(problem, recip, [0, 1, 2], structure=ham.structure)
+    assert calls  # 16 states: worth it
+    calls.clear()
+    fkm = fu_kane_mele(delta_t1=0.4)
+    band_gap(BandProblem.from_hamiltonian(fkm), recip, [0, 1, 2], structure=fkm.structure)
+    assert not calls
