@@ -1,4 +1,4 @@
-"""`hamdb models import FOLDER|FILE`: register a weights file (e.g. the shipped model)."""
+"""`hamdb models import FOLDER|FILE|NAME`: register a weights file (e.g. the shipped model)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hamdb.config import Project
 
 
 @click.command("import")
-@click.argument("source", type=click.Path(exists=True))
+@click.argument("source")
 @click.option("--name", help="Registry name (default: the folder's name).")
 @click.option(
     "--alias",
@@ -23,11 +23,13 @@ from hamdb.config import Project
 @json_option
 @pass_project
 def command(project: Project, source: str, name: str | None, alias: str, as_json: bool) -> None:
-    """Register SOURCE (a models/<name> folder holding model.pt, or a .pt file) as a version.
+    """Register SOURCE (a models/<name> folder holding model.pt, a .pt file, or the name of a
+    model shipped with hamdb, which an installed wheel carries too) as a version.
 
     \b
-    Example:
-      hamdb models import models/hamdb-small
+    Examples:
+      hamdb models import hamdb-small          # the shipped model, wherever hamdb is installed
+      hamdb models import models/hamdb-small   # the same from a source checkout
     """
     from sqlalchemy import select
     from sqlalchemy.orm import Session
@@ -38,7 +40,7 @@ def command(project: Project, source: str, name: str | None, alias: str, as_json
     from hamdb.ml.inference import BUNDLE_FILE
     from hamdb.ml.registry import register_version, set_alias
 
-    path = Path(source)
+    path = _source_path(source)
     file = path / BUNDLE_FILE if path.is_dir() else path
     name = name or (path.name if path.is_dir() else path.stem)
     bundle = ModelBundle.load(file)
@@ -72,3 +74,21 @@ def command(project: Project, source: str, name: str | None, alias: str, as_json
         echo_json(out)
     else:
         click.echo(f"registered {name}@{row.version}" + (f" as {alias}" if aliased else ""))
+
+
+def _source_path(source: str) -> Path:
+    """SOURCE as a path: an existing file or folder, else the shipped model of that name."""
+    from hamdb.errors import InputError
+    from hamdb.ml.inference import BUNDLE_FILE, SHIPPED_MODELS_DIR
+
+    path = Path(source)
+    if path.exists():
+        return path
+    shipped = SHIPPED_MODELS_DIR / source
+    if (shipped / BUNDLE_FILE).is_file():
+        return shipped
+    names = sorted(p.parent.name for p in SHIPPED_MODELS_DIR.glob(f"*/{BUNDLE_FILE}"))
+    raise InputError(
+        f"{source}: no such file or folder, and not a shipped model "
+        f"(shipped: {', '.join(names) or 'none'})"
+    )

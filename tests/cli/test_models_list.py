@@ -1,10 +1,12 @@
-"""`hamdb models list`: the insulator gap error is shown, gap_mae_ev (mostly metals) is not."""
+"""`hamdb models list` and `import`: the insulator gap error is shown, gap_mae_ev (mostly
+metals) is not; the shipped model is imported by name."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from hamdb.cli.main import cli
@@ -69,3 +71,20 @@ def test_list_json_carries_the_insulator_gap(project, session) -> None:
 
 def test_insulator_gap_ignores_a_non_numeric_value() -> None:
     assert insulator_gap({"insulator_gap_mae_ev": None, "n_structures": 1})["value_ev"] is None
+
+
+def test_import_by_name_registers_the_shipped_model(project) -> None:
+    """`hamdb models import hamdb-small` works where no models/ folder is at hand (a wheel)."""
+    from hamdb.ml.inference import SHIPPED_MODEL, SHIPPED_MODELS_DIR
+
+    if not (SHIPPED_MODELS_DIR / SHIPPED_MODEL / "model.pt").is_file():
+        pytest.skip("no shipped model in this installation")
+    run = CliRunner().invoke
+    base = ["--project", str(project.root), "models", "import"]
+    result = run(cli, [*base, SHIPPED_MODEL, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["name"] == SHIPPED_MODEL
+    rows = json.loads(_list(project, "--json"))
+    assert rows[0]["insulator_gap"]["key"] == "insulator_gap_mae_filtered_ev"
+    bad = run(cli, [*base, "no-such-model"])
+    assert bad.exit_code != 0 and f"shipped: {SHIPPED_MODEL}" in bad.output
