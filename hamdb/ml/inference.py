@@ -47,6 +47,10 @@ BUNDLE_FILE = "model.pt"
 #: `pip install .`), else models/ of a source checkout (editable install); hamdb.ml.shipped.
 SHIPPED_MODELS_DIR = shipped_models_dir()
 SHIPPED_MODEL = "hamdb-small"
+#: A prediction's own uncertainty (eV) without an ensemble, the first of these held-out
+#: metrics the version has: the gap error on insulators (what a candidate is), overlap-filtered
+#: as predictions are screened; gap_mae_ev averages over metals too, where it is ~0.
+UNCERTAINTY_METRICS = ("insulator_gap_mae_filtered_ev", "insulator_gap_mae_ev", "gap_mae_ev")
 
 
 def pair_cutoffs(cfg: ModelConfig, species: Sequence[str]) -> np.ndarray:
@@ -277,5 +281,7 @@ class Predictor:
             n_electrons=self.basis.n_valence(species),
             origin={"model": self.spec, "model_version_id": self.model_version_id},
         )
-        ham.uncertainty_ev = self.metrics.get("gap_mae_ev")  # type: ignore[attr-defined]
+        ham.uncertainty_ev = next(  # type: ignore[attr-defined]
+            (self.metrics[k] for k in UNCERTAINTY_METRICS if k in self.metrics), None
+        )
         return ham

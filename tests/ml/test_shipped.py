@@ -78,3 +78,22 @@ def test_pyproject_puts_every_shipped_file_in_the_wheel() -> None:
     assert files, "models/ is empty"
     missing = [f for f in files if not any(fnmatch.fnmatch(f, pat) for pat in patterns)]
     assert missing == []
+
+
+def test_a_prediction_carries_the_insulator_gap_error_as_its_uncertainty() -> None:
+    """Without an ensemble: the held-out gap error on insulators (overlap-filtered), not
+    gap_mae_ev, which the shipped model's metals bring down to ~10 meV."""
+    pytest.importorskip("gpaw")
+    from pymatgen.core import Lattice, Structure
+
+    from hamdb.ml.inference import UNCERTAINTY_METRICS
+
+    if not (SHIPPED_MODELS_DIR / SHIPPED_MODEL / "model.pt").is_file():
+        pytest.skip("no shipped model in this installation")
+    predictor = Predictor.shipped()
+    metrics = predictor.metrics
+    assert UNCERTAINTY_METRICS[0] in metrics
+    assert metrics["insulator_gap_mae_filtered_ev"] > 10 * metrics["gap_mae_ev"]
+    structure = Structure(Lattice.cubic(6.46), ["Pb", "Te"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    (ham,) = predictor.predict([structure])
+    assert ham.uncertainty_ev == metrics["insulator_gap_mae_filtered_ev"]
