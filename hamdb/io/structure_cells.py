@@ -123,11 +123,12 @@ def _lattice_parameters(matrix: list[list[float]]) -> tuple[list[float], list[fl
     return lengths, angles, volume
 
 
-def structure_dict(plain: PlainCrystal) -> dict[str, Any]:
+def structure_dict(plain: PlainCrystal, sites: bool = True) -> dict[str, Any]:
     """What `Structure.as_dict()` gives for the structure `plain` was made from.
 
     The same keys, nesting and values (Cartesian coordinates as frac · lattice) as pymatgen
     writes, so rows written either way read back alike with `Structure.from_dict`.
+    `sites=False` leaves the site list empty (structure_json writes it).
     """
     cell = plain.cell
     matrix = cell.lattice.tolist()
@@ -143,8 +144,17 @@ def structure_dict(plain: PlainCrystal) -> dict[str, Any]:
         "gamma": gamma,
         "volume": volume,
     }
+    if not sites:
+        return {
+            "@module": "pymatgen.core.structure",
+            "@class": "Structure",
+            "charge": plain.charge,
+            "lattice": lattice,
+            "properties": plain.properties,
+            "sites": [],
+        }
     cartesian = (cell.frac @ cell.lattice).tolist()
-    sites = [
+    site_dicts = [
         {
             "species": [{"element": symbol, "occu": occupancy}],
             "abc": abc,
@@ -168,8 +178,48 @@ def structure_dict(plain: PlainCrystal) -> dict[str, Any]:
         "charge": plain.charge,
         "lattice": lattice,
         "properties": plain.properties,
-        "sites": sites,
+        "sites": site_dicts,
     }
+
+
+@functools.lru_cache(maxsize=4096, typed=True)  # typed: occupancy 1 and 1.0 differ
+def _site_text(symbol: str, occupancy: float, label: str | None) -> tuple[str, str]:
+    """The JSON text of a plain site with no properties around its coordinates:
+    (what comes before abc, what comes between abc and xyz)."""
+    species = to_json([{"element": symbol, "occu": occupancy}])
+    label_text = to_json(symbol if label is None else label)
+    return (
+        f'{{"species":{species},"abc":[',
+        f'],"properties":{{}},"label":{label_text},"xyz":[',
+    )
+
+
+def _rows_text(array: np.ndarray) -> list[str]:
+    """The JSON text of each row of a 2D float array, without brackets ("x,y,z")."""
+    assert orjson is not None
+    text = orjson.dumps(array, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    return text[2:-2].split("],[")
+
+
+def structure_json(plain: PlainCrystal) -> str:
+    """`to_json(structure_dict(plain))`, the same JSON value, made without a dict per site:
+    each site's text is put together from cached pieces and orjson's text of the
+    coordinate arrays (serialisation was ~40 % of preparing a structure)."""
+    if orjson is None or any(plain.site_properties):
+        return to_json(structure_dict(plain))
+    head = structure_dict(plain, sites=False)
+    head_text = to_json(head)
+    assert head_text.endswith('"sites":[]}')
+    cell = plain.cell
+    abc = _rows_text(np.ascontiguousarray(cell.frac, dtype=float))
+    xyz = _rows_text(cell.frac @ cell.lattice)
+    sites = []
+    for symbol, occupancy, label, a, x in zip(
+        plain.symbols, plain.occupancies, plain.labels, abc, xyz, strict=True
+    ):
+        before, between = _site_text(symbol, occupancy, label)
+        sites.append(f"{before}{a}{between}{x}]}}")
+    return f"{head_text[:-2]}{','.join(sites)}]}}"
 
 
 def _tagged(value: Any) -> Any:

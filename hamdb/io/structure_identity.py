@@ -151,7 +151,9 @@ class Crystal:
         """A crystal for a stored row (its `structure_json`)."""
         return cls(cell_from_dict(payload), payload=payload)
 
-    def __getstate__(self) -> dict[str, Any]:
+    def __getstate__(self) -> dict[str, Any] | tuple[Any, ...]:
+        if self.cell is not None and self.payload is None and self._minima is not None:
+            return self._packed()
         kept = (
             "cell",
             "payload",
@@ -167,9 +169,39 @@ class Crystal:
             state["payload"] = self.structure.as_dict()
         return state
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        for name in self.__slots__:
-            setattr(self, name, state.get(name))
+    def _packed(self) -> tuple[Any, ...]:
+        """An analysed plain crystal as two buffers (floats, integers) and a few numbers:
+        a worker sends one per structure, and small arrays are slow to unpickle."""
+        cell, symmetry, minima = self.cell, self.symmetry, self._minima
+        assert cell is not None and minima is not None
+        floats = [cell.lattice.ravel(), cell.frac.ravel(), symmetry.linear.ravel(), minima.lengths]
+        integers = [cell.numbers, minima.transform.ravel()]
+        return (
+            np.concatenate(floats).tobytes(),
+            np.concatenate(integers).astype(np.int64).tobytes(),
+            (symmetry.number, symmetry.n_primitive, minima.tied, self.volume_per_atom),
+            self._match,
+        )
+
+    def __setstate__(self, state: dict[str, Any] | tuple[Any, ...]) -> None:
+        if isinstance(state, dict):
+            for name in self.__slots__:
+                setattr(self, name, state.get(name))
+            return
+        floats = np.frombuffer(state[0], dtype=np.float64).copy()
+        integers = np.frombuffer(state[1], dtype=np.int64).copy()
+        number, n_primitive, tied, volume_per_atom = state[2]
+        n = len(integers) - 9
+        end = 9 + 3 * n
+        self.cell = Cell(floats[:9].reshape(3, 3), floats[9:end].reshape(n, 3), integers[:n])
+        self._symmetry = Symmetry(number, n_primitive, floats[end : end + 9].reshape(3, 3))
+        lengths = floats[end + 9 :]
+        self._minima = Minima(integers[n:].reshape(3, 3), lengths, tied)
+        self.lengths = lengths
+        self._match = state[3]
+        self.n_sites = n
+        self.volume_per_atom = volume_per_atom
+        self.payload = self._structure = self._reduced = self._normalized = None
 
     @property
     def structure(self) -> Structure:

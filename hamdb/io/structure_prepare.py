@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hamdb.errors import InputError
-from hamdb.io.structure_cells import PlainCrystal, plain_crystal, structure_dict, to_json
+from hamdb.io.structure_cells import PlainCrystal, plain_crystal, structure_json, to_json
 from hamdb.io.structure_identity import Crystal
 from hamdb.io.structure_symmetry import METHODS, symmetry_of
 from hamdb.io.structures import RawFile, ReadFailure, validate_cell, validate_structure
@@ -104,13 +104,13 @@ def prepare(
         crystal.prepare()
         crystal.match_cell()
     clock("symmetry")
-    if plain is not None:  # a plain crystal is rebuilt from its arrays when needed
-        payload = structure_dict(plain)
-    else:
-        assert not isinstance(structure, PlainCrystal)
-        payload = crystal.payload = structure.as_dict()
     try:
-        structure_text = to_json(payload)
+        if plain is not None:  # a plain crystal is rebuilt from its arrays when needed
+            structure_text = structure_json(plain)
+        else:
+            assert not isinstance(structure, PlainCrystal)
+            crystal.payload = structure.as_dict()
+            structure_text = to_json(crystal.payload)
     except (TypeError, ValueError) as exc:
         return ReadFailure(source, source_id, f"cannot store its properties as JSON ({exc})")
     clock("serialise")

@@ -18,12 +18,14 @@ ReadFailure with a one-line reason and the ingest goes on.
 from __future__ import annotations
 
 import itertools
+import pickle
 import queue
 import signal
+import sys
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import wait
 from typing import Any
 
@@ -49,6 +51,7 @@ def serve(tasks_fd: str, results_fd: str, progress_fd: str, analyse: str, second
     (seq, [prepare_unit result per unit]) out, until the task pipe closes."""
     tasks, results, progress = connect(tasks_fd, results_fd, progress_fd)
     arm(float(seconds))
+    sys.setswitchinterval(0.001)  # the pipe threads wait less for the preparing one
     inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
     outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
 
@@ -92,28 +95,67 @@ class _Chunk:
     #: Per unit: {structure index: symmetry method or failure reason} (prepare_unit's plan).
     plans: list[dict[int, str]]
     blind_deaths: int = 0
+    raw_bytes: int = 0
 
-    @property
-    def size(self) -> int:
-        return len(self.units)
-
-    @property
-    def raw_bytes(self) -> int:
-        return sum(len(u[0].data) for u in self.units if isinstance(u[0], RawFile))
+    def __post_init__(self) -> None:
+        self.raw_bytes = sum(len(u[0].data) for u in self.units if isinstance(u[0], RawFile))
 
 
-@dataclass
 class _Worker:
-    child: Child
-    chunks: deque[_Chunk] = field(default_factory=deque)
+    """A worker process, the chunks sent to it and not yet answered, and a thread that
+    writes to its task pipe (a full pipe then blocks that thread, not the matching)."""
 
-    @property
-    def queued(self) -> int:
-        return sum(chunk.size for chunk in self.chunks)
+    def __init__(self, child: Child) -> None:
+        self.chunks: deque[_Chunk] = deque()
+        self.queued = 0
+        self.queued_bytes = 0
+        self._start(child)
 
-    @property
-    def queued_bytes(self) -> int:
-        return sum(chunk.raw_bytes for chunk in self.chunks)
+    def _start(self, child: Child) -> None:
+        self.child = child
+        self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._writer = threading.Thread(
+            target=self._write, args=(child, self._outbox), daemon=True
+        )
+        self._writer.start()
+
+    @staticmethod
+    def _write(child: Child, outbox: queue.SimpleQueue[bytes | None]) -> None:
+        while (data := outbox.get()) is not None:
+            try:
+                child.tasks.send_bytes(data)
+            except OSError:  # the worker died: the ingest process restarts it
+                return
+
+    def _post(self, chunk: _Chunk) -> None:
+        self._outbox.put(pickle.dumps((chunk.seq, chunk.units, chunk.plans), protocol=5))
+
+    def send(self, chunk: _Chunk) -> None:
+        self.chunks.append(chunk)
+        self.queued += len(chunk.units)
+        self.queued_bytes += chunk.raw_bytes
+        self._post(chunk)
+
+    def pop(self) -> _Chunk:
+        chunk = self.chunks.popleft()
+        self.queued -= len(chunk.units)
+        self.queued_bytes -= chunk.raw_bytes
+        return chunk
+
+    def restart(self, child: Child) -> None:
+        """After a death: a new process, sent every chunk still unanswered."""
+        self.close()
+        self._start(child)
+        for chunk in self.chunks:
+            self._post(chunk)
+
+    def close(self, kill: bool = False) -> None:
+        """End the writer and the process (`kill`: at once, its work unwanted)."""
+        if kill:
+            self.child.process.kill()
+        self._outbox.put(None)
+        self._writer.join()
+        self.child.close()
 
 
 def _describe(code: int) -> str:
@@ -147,15 +189,12 @@ class Pipeline:
     def __enter__(self) -> Pipeline:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, kind: object, *exc: object) -> None:
+        self.close(kill=kind is not None)
 
-    def close(self) -> None:
+    def close(self, kill: bool = False) -> None:
         for worker in self.workers:
-            worker.child.close()
-
-    def _send(self, worker: _Worker, chunk: _Chunk) -> None:
-        worker.child.tasks.send((chunk.seq, chunk.units, chunk.plans))
+            worker.close(kill)
 
     def map(self, units: Iterable[Unit]) -> Iterator[UnitResult]:
         """prepare_unit's result for every unit, in order."""
@@ -173,9 +212,7 @@ class Pipeline:
                 if not batch:
                     exhausted = True
                     break
-                chunk = _Chunk(next(seqs), batch, [{} for _ in batch])
-                worker.chunks.append(chunk)
-                self._send(worker, chunk)
+                worker.send(_Chunk(next(seqs), batch, [{} for _ in batch]))
             while next_out in done:
                 yield from done.pop(next_out)
                 next_out += 1
@@ -193,7 +230,7 @@ class Pipeline:
                 except (EOFError, OSError):
                     self._recover(worker, done)
                     continue
-                chunk = worker.chunks.popleft()
+                chunk = worker.pop()
                 assert chunk.seq == seq
                 done[seq] = results
 
@@ -201,7 +238,6 @@ class Pipeline:
         """A worker died: blame the structure it was on, start another, resend its chunks."""
         seq, position, index, _ = worker.child.read_progress()
         code = worker.child.death()
-        worker.child.close()
         self.restarts += 1
         culprit = next((c for c in worker.chunks if c.seq == seq), None)
         if culprit is not None:
@@ -217,12 +253,10 @@ class Pipeline:
             head = worker.chunks[0]
             head.blind_deaths += 1
             if head.blind_deaths > _MAX_BLIND_DEATHS:
-                worker.chunks.popleft()
+                worker.pop()
                 reason = f"worker processes kept dying on it ({_describe(code)})"
                 done[head.seq] = [([_failure(unit, reason)], 0, {}) for unit in head.units]
-        worker.child = self._start()
-        for chunk in worker.chunks:
-            self._send(worker, chunk)
+        worker.restart(self._start())
 
 
 def _failure(unit: Unit, reason: str) -> ReadFailure:

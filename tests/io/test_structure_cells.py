@@ -21,6 +21,8 @@ from hamdb.io.structure_cells import (
     plain_crystal,
     primitive_cell,
     structure_dict,
+    structure_json,
+    to_json,
 )
 from hamdb.io.structure_identity import symmetry_of
 from hamdb.io.structure_samples import copy_of, prototype_structures, random_crystal
@@ -134,3 +136,11 @@ def test_primitive_cell_is_pymatgens():
             mine = Structure(ours.lattice, ours.numbers.tolist(), ours.frac)
             assert abs(mine.volume - theirs.volume) < 1e-6 * theirs.volume
             assert matcher.fit(mine, theirs)
+
+
+def test_structure_json_is_the_dicts_json():
+    for structure in samples():
+        plain = plain_crystal(structure)
+        if plain is None:
+            continue
+        assert json.loads(structure_json(plain)) == json.loads(to_json(structure_dict(plain)))

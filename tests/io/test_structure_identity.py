@@ -141,3 +141,22 @@ def test_successive_minima_are_the_niggli_lengths():
         assert np.allclose(minima.lengths, expected, rtol=1e-9)
         assert round(abs(np.linalg.det(minima.transform))) == 1
         assert np.allclose(np.linalg.norm(minima.transform @ skewed, axis=1), minima.lengths)
+
+
+def test_a_pickled_crystal_gives_the_same_verdicts():
+    """What a worker sends (an analysed crystal, packed) matches as the original does."""
+    import pickle
+
+    for one, other in pairs():
+        crystals = []
+        for structure in (one, other):
+            crystal = Crystal(plain_crystal(structure).cell)
+            crystal.prepare()
+            crystal.match_cell()
+            crystals.append(crystal)
+        copies = [pickle.loads(pickle.dumps(c)) for c in crystals]
+        for original, copy in zip(crystals, copies, strict=True):
+            assert copy.n_primitive == original.n_primitive
+            assert np.array_equal(copy.lengths, original.lengths)
+        for tolerances in (TIGHT, LOOSE):
+            assert Matcher().same(*copies, tolerances) == Matcher().same(*crystals, tolerances)
