@@ -34,6 +34,9 @@ PG_URL = os.environ.get(
 )
 
 
+STAGES = ("overlap", "graph", "forward", "assemble", "check", "form")
+
+
 def structures(n: int, elements: list[str], seed: int = 0) -> list:
     """n random crystals of 2-20 atoms from `elements` (nearest distance >= 1.6 Å)."""
     from hamdb.io.structure_samples import random_crystal
@@ -88,42 +91,47 @@ def make_project(root: Path, url: str, model_dir: Path, crystals: list) -> objec
     return project
 
 
-def model_stages(model_dir: Path, crystals: list) -> dict[str, float]:
+def model_stages(model_dir: Path, crystals: list, precision: str, edge_set: str) -> dict:
     """Seconds of the model stage's parts over `crystals`, one structure at a time, as
     `Predictor.predict` runs them: exact overlap (GPAW's tables, cached per element set),
-    graph build, network forward (all parts of the model), assembly of H."""
+    graph build (edges, layouts), network forward (all parts of the model), assembly of H;
+    then the worker's check and store form of the result (what the workers time apart)."""
     import torch
 
-    from hamdb.ml.data import make_graph
+    from hamdb.io.catalog import stored_form
     from hamdb.ml.inference import Predictor
-    from hamdb.ml.network_io import run_network
+    from hamdb.physics.checks import check_hamiltonian
 
     torch.set_num_threads(1)
     predictor = Predictor.from_path(model_dir)
+    predictor.precision, predictor.edge_set = precision, edge_set
     nets = predictor.bundle.nets
-    l_pairs = nets["nonsoc"].cfg.l_pairs
     exact = predictor.use_exact_overlap()
     names = [n for n in nets if n != "overlap" or not exact]
-    out = dict.fromkeys(("overlap", "graph", "forward", "assemble"), 0.0)
-    edges = elements = 0
+    out = dict.fromkeys(STAGES, 0.0)
+    edges = elements = net_edges = 0
     for s in crystals:
         t0 = time.perf_counter()
         ref = predictor.reference_overlap(s) if exact else None
         t1 = time.perf_counter()
-        graph, layout = make_graph(
-            s, predictor.basis, ref.edges if ref is not None else predictor.edges_for(s), l_pairs
-        )
+        prepared = predictor.prepare(s, exact, names, ref)
         t2 = time.perf_counter()
-        with torch.inference_mode():
-            outputs = {n: run_network(nets[n], [graph], 1) for n in names}
+        outputs = predictor.run_networks([prepared.graph], names)
         t3 = time.perf_counter()
-        ham = predictor._assemble(0, s, layout, outputs, ref.s if ref is not None else None)
+        ham = predictor.assemble(0, s, prepared, outputs)
         t4 = time.perf_counter()
-        for key, dt in zip(out, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+        check_hamiltonian(ham)
+        t5 = time.perf_counter()
+        stored_form(ham, "predicted", check=False)
+        t6 = time.perf_counter()
+        times = (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5)
+        for key, dt in zip(STAGES, times, strict=True):
             out[key] += dt
         edges += ham.n_edges
+        net_edges += prepared.graph.edge_index.shape[1]
         elements += ham.h.size
     out["edges_per_structure"] = edges / len(crystals)
+    out["network_edges_per_structure"] = net_edges / len(crystals)
     out["h_elements_per_structure"] = elements / len(crystals)
     return out
 
@@ -144,6 +152,14 @@ def main() -> None:
     parser.add_argument("--model-dir", type=Path, default=None)
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--workers", default="1,2", help="worker counts, comma-separated")
+    parser.add_argument(
+        "--precision", default="single", choices=("single", "double"),
+        help="of the in-process stage split (the workers predict in single precision)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--edge-set", default="dft", choices=("dft", "direct"),
+        help="of the in-process stage split (the workers use the model's default)",
+    )  # fmt: skip
     args = parser.parse_args()
     model_dir = args.model_dir or next(
         (p for p in sorted((REPO / "models").iterdir()) if (p / "model.pt").is_file()), None
@@ -211,15 +227,16 @@ def main() -> None:
                 f"db+claim {100 * (frac['db'] + frac['claim']):.1f}%",
                 flush=True,
             )
-    stages = model_stages(model_dir, crystals)
-    total = sum(stages[k] for k in ("overlap", "graph", "forward", "assemble"))
+    stages = model_stages(model_dir, crystals, args.precision, args.edge_set)
+    total = sum(stages[k] for k in STAGES)
     print(
-        f"model stage, one structure at a time in this process: {total / args.n:.2f} s/structure "
+        f"one structure at a time in this process ({args.precision} precision, edges "
+        f"{args.edge_set}): {total / args.n:.3f} s/structure "
         + ", ".join(
-            f"{k} {stages[k] / args.n:.3f} s ({100 * stages[k] / total:.0f}%)"
-            for k in ("overlap", "graph", "forward", "assemble")
+            f"{k} {stages[k] / args.n:.3f} s ({100 * stages[k] / total:.0f}%)" for k in STAGES
         )
-        + f"; {stages['edges_per_structure']:.0f} edges, "
+        + f"; {stages['edges_per_structure']:.0f} edges "
+        f"({stages['network_edges_per_structure']:.0f} through the networks), "
         f"{stages['h_elements_per_structure'] / 1e6:.2f} M elements of h per structure"
     )
     print("target: >= 5 structures/s per core; store + db <= 10%")

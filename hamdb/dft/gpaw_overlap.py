@@ -341,11 +341,17 @@ class _Accumulator:
 
 
 def exact_overlap(
-    structure: Structure, basis: str = "dzp", xc: str = "PBE", grid_spacing: float = 0.2
+    structure: Structure,
+    basis: str = "dzp",
+    xc: str = "PBE",
+    grid_spacing: float = 0.2,
+    paw_edges: bool = True,
 ) -> Overlap:
     """The exact PAW overlap S(R) of GPAW's `basis` for `structure`, on a DFT run's edges.
 
     grid_spacing (Å) is the run's: it sets GPAW's projector filter, hence ΔO's projectors.
+    paw_edges=False: only the edges whose orbital spheres overlap, without those that exist
+    only through a projector sphere (|S| ≲ 1e-5 there); S on the kept edges is unchanged.
     """
     from ase.units import Bohr  # GPAW's own Å -> Bohr (CODATA as ASE has it)
 
@@ -372,11 +378,11 @@ def exact_overlap(
         R = touch[None, t2, 2:] - touch[t1, None, 2:]
         return keys.encode(np.repeat(touch[t1, 1], len(t2)), np.tile(touch[t2, 1], len(t1)), R)
 
+    direct_keys = keys.encode(direct[:, 0], direct[:, 1], direct[:, 2:])
     all_keys = np.unique(
-        np.concatenate(
-            [keys.encode(direct[:, 0], direct[:, 1], direct[:, 2:])]
-            + [product_keys(t, t) for t in per_atom]
-        )
+        np.concatenate([direct_keys] + [product_keys(t, t) for t in per_atom])
+        if paw_edges
+        else direct_keys
     )
     edges = keys.decode(all_keys)
     counts = np.array([d.n_orbitals for d in site], dtype=np.int64)
@@ -415,8 +421,13 @@ def exact_overlap(
                 n1, n2 = X1.shape[2], X2.shape[2]
                 right = X2.transpose(1, 0, 2).reshape(pa.n_projectors, -1)
                 prod = (left @ right).reshape(len(t1), n1, len(t2), n2).transpose(0, 2, 1, 3)
-                e = np.searchsorted(all_keys, product_keys(t1, t2))
-                acc.add(e, prod.reshape(-1, n1, n2))
+                wanted = product_keys(t1, t2)
+                e = np.searchsorted(all_keys, wanted)
+                prod = prod.reshape(-1, n1, n2)
+                if not paw_edges:  # products on edges without direct overlap are dropped
+                    found = all_keys[np.minimum(e, len(all_keys) - 1)] == wanted
+                    e, prod = e[found], prod[found]
+                acc.add(e, prod)
     return Overlap(
         gpaw_basis(species, basis, xc), edges.astype(np.int32), s_offsets, acc.flat(s_offsets)
     )

@@ -188,13 +188,39 @@ class BlockLayout:
                 out[lp][self._items(lp, p, rank)] = blocks[:, ra, :, rb, :].transpose(0, 1, 3, 2, 4)
         return out
 
-    def scatter(self, blocks: Mapping[LPair, np.ndarray], dtype: type = np.float64) -> np.ndarray:
-        """A spinless flat h filled from {(l1, l2): (n, 2l1+1, 2l2+1)}."""
+    def _slot_rows(
+        self, lp: LPair, p: _PairSlots, rank: int, inverse: Mapping[LPair, np.ndarray] | None
+    ) -> tuple[np.ndarray | slice, np.ndarray]:
+        """(local edges of pair p, rows of the group array) for one shell slot: all edges and
+        their items, or with `inverse` (a `SubItems.inverse`) only the edges that have a row."""
+        items = self._items(lp, p, rank)
+        if inverse is None:
+            return slice(None), items
+        rows = inverse[lp][items]
+        present = np.nonzero(rows >= 0)[0]
+        return present, rows[present]
+
+    def scatter(
+        self,
+        blocks: Mapping[LPair, np.ndarray],
+        dtype: type = np.float64,
+        sub: SubItems | None = None,
+    ) -> np.ndarray:
+        """A spinless flat h filled from {(l1, l2): (n, 2l1+1, 2l2+1)}.
+
+        sub: the blocks hold only the items of a sub-layout (`sub_items`); the other blocks
+        of h are zero.
+        """
+        inverse = None if sub is None else sub.inverse
         h = np.empty(self.n_flat, dtype=dtype)
         for k, p in enumerate(self.pairs):
-            buf = np.empty((len(p.edges), p.n_a, p.n_b), dtype=dtype)
+            make = np.empty if sub is None else np.zeros
+            buf = make((len(p.edges), p.n_a, p.n_b), dtype=dtype)
             for lp, rank, ra, rb in p.slots:
-                buf[:, ra, rb] = blocks[lp][self._items(lp, p, rank)]
+                if sub is not None and lp not in blocks:
+                    continue
+                local, rows = self._slot_rows(lp, p, rank, inverse)
+                buf[local, ra, rb] = blocks[lp][rows]
             self._put_pair_blocks(h, k, buf, 1)
         return h
 
@@ -211,17 +237,28 @@ class BlockLayout:
             self._put_pair_blocks(h, k, buf, 2)
         return h
 
-    def scatter_pauli(self, parts: Mapping[LPair, np.ndarray]) -> np.ndarray:
+    def scatter_pauli(
+        self, parts: Mapping[LPair, np.ndarray], sub: SubItems | None = None
+    ) -> np.ndarray:
         """A SOC flat h (complex) X = c0⊗σ0 + i Σ_α c_α⊗σ_α from real Pauli parts
         {(l1, l2): (n, 4, 2l1+1, 2l2+1)} = (c0, c_x, c_y, c_z) (DESIGN.md §2 split).
 
         Spin blocks: ↑↑ = c0 + i c_z, ↓↓ = c0 − i c_z, ↑↓ = c_y + i c_x, ↓↑ = −c_y + i c_x.
+        sub: the parts hold only the items of a sub-layout (`sub_items`); the other blocks
+        of h are zero.
         """
-        h = np.empty(self.n_soc_flat, dtype=np.complex128)
+        inverse = None if sub is None else sub.inverse
+        # float32 parts give a complex64 h (predictions are stored so), float64 complex128
+        real = np.result_type(np.float32, *(part.dtype for part in parts.values()))
+        h = np.empty(self.n_soc_flat, dtype=np.result_type(real, np.complex64))
         for k, p in enumerate(self.pairs):
-            c = np.empty((4, len(p.edges), p.n_a, p.n_b))
+            make = np.empty if sub is None else np.zeros
+            c = make((4, len(p.edges), p.n_a, p.n_b), dtype=real)
             for lp, rank, ra, rb in p.slots:
-                c[:, :, ra, rb] = parts[lp][self._items(lp, p, rank)].transpose(1, 0, 2, 3)
+                if sub is not None and lp not in parts:
+                    continue
+                local, rows = self._slot_rows(lp, p, rank, inverse)
+                c[:, local, ra, rb] = parts[lp][rows].transpose(1, 0, 2, 3)
             # one complex plane per spin pair (s, t), written with a stride of 2 elements:
             # 4 passes instead of 8 real/imaginary ones that each touch every cache line
             spin = {
@@ -268,6 +305,35 @@ class BlockLayout:
         if h.shape[0] == self.n_soc_flat and self.n_soc_flat != self.n_flat:
             return self.scatter_soc(self.hermitise_blocks(self.gather_soc(h), soc=True))
         return self.scatter(self.hermitise_blocks(self.gather(h)), dtype=h.dtype)
+
+
+@dataclass(frozen=True)
+class SubItems:
+    """Where the group items of a sub-layout (a subset of the edges) sit in the full layout.
+
+    inverse[lp]: (n_items of the full group,) row of each full item in the sub-layout's
+    group, −1 where the edge is not in the sub-layout.
+    """
+
+    inverse: Mapping[LPair, np.ndarray]
+
+
+def sub_items(full: BlockLayout, sub: BlockLayout, edge_map: np.ndarray) -> SubItems:
+    """The item map of `sub`, whose edge k is edge `edge_map[k]` of `full` (same structure).
+
+    Items of one edge are ordered by shell pair in both layouts (the ranks depend on the
+    element pair only), so an item keeps its rank within its edge.
+    """
+    inverse = {}
+    for lp, g_full in full.groups.items():
+        inv = np.full(len(g_full.edge), -1, dtype=np.int64)
+        g_sub = sub.groups.get(lp)
+        if g_sub is not None and len(g_sub.edge):
+            rows = np.arange(len(g_sub.edge), dtype=np.int64)
+            rank = rows - g_sub.first[g_sub.edge]
+            inv[g_full.first[edge_map[g_sub.edge]] + rank] = rows
+        inverse[lp] = inv
+    return SubItems(inverse)
 
 
 def block_layout(basis: BasisSet, species: Sequence[str], edges: np.ndarray) -> BlockLayout:

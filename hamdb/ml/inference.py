@@ -17,14 +17,23 @@ installed; then the edges are exactly GPAW's. Otherwise the model's learned "ove
 (see the issue note for its error) on edges from the training data's cut-offs.
 `predictor.overlap = "exact" | "learned"` forces one.
 
+Network edges: a network's blocks are exactly zero beyond its `zero_beyond_ang` (the shipped
+model: 9 Å, SOC part 6 Å), while the exact S reaches further (dzp orbitals: ~10 Å apart, most
+edges). The networks therefore run on a sub-graph, the edges within reach of one of them
+(`network_edges`, also covering message passing), and the other blocks of H are filled with
+zeros: the same H to the bit, at a third of the edges.
+
 Assembly: the networks' shell-pair blocks are turned into DESIGN's basis, made exactly Hermitian
 and written into the flat arrays group by group (hamdb.ml.graph), the SOC Hamiltonian from its
-real Pauli parts H = (H0 + δH0)⊗σ0 + i Σ_α K_α⊗σ_α in one pass.
+real Pauli parts H = (H0 + δH0)⊗σ0 + i Σ_α K_α⊗σ_α in one pass. `precision = "single"` keeps
+the networks' float32 and gives a complex64 h (what the store keeps of a prediction; the
+workers use it), half the memory and time of the default complex128; origin["precision"] says.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +43,18 @@ import torch
 from hamdb.errors import HamdbError, ModelError
 from hamdb.ml.bundle import ModelBundle
 from hamdb.ml.data import check_basis, make_graph
-from hamdb.ml.graph import BlockLayout, LPair, periodic_neighbours
+from hamdb.ml.graph import (
+    BlockLayout,
+    LPair,
+    SubItems,
+    block_layout,
+    periodic_neighbours,
+    reverse_edges,
+    sub_items,
+)
 from hamdb.ml.irreps import change_of_basis
 from hamdb.ml.model import ModelConfig
-from hamdb.ml.network_io import blocks_to_flat, run_network
+from hamdb.ml.network_io import run_network
 from hamdb.ml.shipped import shipped_models_dir
 from hamdb.physics.basis import BasisSet
 from hamdb.physics.hamiltonian import Hamiltonian
@@ -51,6 +68,8 @@ SHIPPED_MODEL = "hamdb-small"
 #: metrics the version has: the gap error on insulators (what a candidate is), overlap-filtered
 #: as predictions are screened; gap_mae_ev averages over metals too, where it is ~0.
 UNCERTAINTY_METRICS = ("insulator_gap_mae_filtered_ev", "insulator_gap_mae_ev", "gap_mae_ev")
+#: Å added to a network's reach when choosing the edges it runs on (its own test is float32).
+NETWORK_EDGE_MARGIN_ANG = 1e-3
 
 
 def pair_cutoffs(cfg: ModelConfig, species: Sequence[str]) -> np.ndarray:
@@ -98,8 +117,21 @@ def _gpaw_installed() -> bool:
 def to_design_basis(blocks: np.ndarray, l1: int, l2: int) -> np.ndarray:
     """e3nn-basis blocks (..., 2l1+1, 2l2+1) -> DESIGN basis, C_l1 · B · C_l2ᵀ as two GEMMs
     over all blocks at once (a batched matmul of tiny matrices is several times slower)."""
-    c1, c2 = change_of_basis(l1), change_of_basis(l2)
+    c1, c2 = (change_of_basis(ell).astype(blocks.dtype) for ell in (l1, l2))
     return np.einsum("ai,...ij,bj->...ab", c1, blocks, c2, optimize=True)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One structure ready for the networks: the graph of the edges they run on (`sub`), the
+    layout of all its edges (`full`, the same object when they are all run), where the sub
+    items sit in it, and the exact overlap s (flat, on the full edges) or None."""
+
+    graph: Any
+    full: BlockLayout
+    sub: BlockLayout
+    items: SubItems | None
+    s: np.ndarray | None
 
 
 class Predictor:
@@ -118,6 +150,12 @@ class Predictor:
         self.metrics = metrics or {}
         self.batch_size = 8
         self.overlap = "auto"  # or "exact" (GPAW's S) or "learned" (the overlap network)
+        #: "double": h complex128/float64; "single": complex64/float32 from the networks'
+        #: float32 output (what the store keeps of a prediction), half the memory and time
+        self.precision = "double"
+        #: with the exact overlap, "dft": a DFT run's edges (orbital spheres overlap, or both
+        #: orbitals touch one PAW projector sphere); "direct": without the projector-only ones
+        self.edge_set = "dft"
 
     # -- loading ---------------------------------------------------------------------------
     @classmethod
@@ -203,7 +241,13 @@ class Predictor:
             validate_structure(structure, settings)
         except HamdbError as exc:
             raise ModelError(str(exc)) from None
-        ref = exact_overlap(structure, settings.basis, settings.xc, settings.grid_spacing)
+        ref = exact_overlap(
+            structure,
+            settings.basis,
+            settings.xc,
+            settings.grid_spacing,
+            paw_edges=self.edge_set == "dft",
+        )
         if ref.basis.name != self.basis.name:
             raise ModelError(
                 f"basis mismatch: GPAW gives {ref.basis.name!r}, "
@@ -227,35 +271,69 @@ class Predictor:
             raise ModelError(
                 f"model {self.spec} has no overlap network and the exact overlap is unavailable"
             )
-        l_pairs = nets["nonsoc"].cfg.l_pairs
-        graphs, layouts, overlaps = [], [], []
-        for s in structures:
-            ref = self.reference_overlap(s) if exact else None
-            edges = ref.edges if ref is not None else self.edges_for(s)
-            g, layout = make_graph(s, self.basis, edges, l_pairs)
-            graphs.append(g)
-            layouts.append(layout)
-            overlaps.append(ref.s if ref is not None else None)
         names = [n for n in nets if n != "overlap" or not exact]
-        with torch.inference_mode():
-            outputs = {n: run_network(nets[n], graphs, self.batch_size) for n in names}
-        return [
-            self._assemble(k, s, layouts[k], outputs, overlaps[k]) for k, s in enumerate(structures)
-        ]
+        prepared = [self.prepare(s, exact, names) for s in structures]
+        outputs = self.run_networks([p.graph for p in prepared], names)
+        return [self.assemble(k, s, prepared[k], outputs) for k, s in enumerate(structures)]
 
-    def _assemble(
-        self,
-        k: int,
-        structure: Any,
-        layout: BlockLayout,
-        outputs: dict[str, list],
-        s_flat: np.ndarray | None,
+    def prepare(
+        self, structure: Any, exact: bool, names: Sequence[str], overlap: Any = None
+    ) -> Prepared:
+        """Edges, exact overlap (when `exact`; `overlap`: that of `reference_overlap`,
+        already computed), graph and layouts of one structure."""
+        ref = overlap if overlap is not None or not exact else self.reference_overlap(structure)
+        edges = ref.edges if ref is not None else self.edges_for(structure)
+        on = self.network_edges(structure, edges, names)
+        l_pairs = self.bundle.nets["nonsoc"].cfg.l_pairs
+        graph, sub = make_graph(structure, self.basis, edges[on], l_pairs)
+        if len(on) == len(edges):
+            full, items = sub, None
+        else:
+            species = [site.specie.symbol for site in structure]
+            full = block_layout(self.basis, species, edges)
+            items = sub_items(full, sub, on)
+        return Prepared(graph, full, sub, items, ref.s if ref is not None else None)
+
+    def run_networks(self, graphs: Sequence[Any], names: Sequence[str]) -> dict[str, list]:
+        """{network: per-graph output blocks}, batched by `batch_size`."""
+        double = self.precision != "single"
+        with torch.inference_mode():
+            return {
+                n: run_network(self.bundle.nets[n], graphs, self.batch_size, double=double)
+                for n in names
+            }
+
+    def network_edges(
+        self, structure: Any, edges: np.ndarray, names: Sequence[str] | None = None
+    ) -> np.ndarray:
+        """Indices of the edges the networks `names` run on, in edge order: those shorter than
+        the longest a network predicts or passes messages along (`zero_beyond_ang`,
+        `mp_cutoff_ang`), and their reverses. The blocks of the other edges are exactly zero
+        (the networks' own rule), so they are filled in, not computed."""
+        cfgs = [self.bundle.nets[n].cfg for n in (names or self.bundle.nets)]
+        if any(c.zero_beyond_ang is None for c in cfgs) or not len(edges):
+            return np.arange(len(edges))
+        reach = max(max(c.zero_beyond_ang or 0.0, c.mp_cutoff_ang) for c in cfgs)
+        e = np.asarray(edges, dtype=np.int64)
+        lattice = np.asarray(structure.lattice.matrix, dtype=float)
+        cart = np.asarray(structure.cart_coords, dtype=float)
+        length = np.linalg.norm(cart[e[:, 1]] + e[:, 2:] @ lattice - cart[e[:, 0]], axis=1)
+        keep = length < reach + NETWORK_EDGE_MARGIN_ANG
+        keep |= keep[reverse_edges(e)]
+        return np.nonzero(keep)[0]
+
+    def assemble(
+        self, k: int, structure: Any, prepared: Prepared, outputs: dict[str, list]
     ) -> Hamiltonian:
-        nets = self.bundle.nets
+        """The Hamiltonian of graph k on its full layout from the network blocks on its
+        sub-layout; the blocks of the edges no network reaches are zero."""
+        full, sub, items, s_flat = prepared.full, prepared.sub, prepared.items, prepared.s
+        exact = s_flat is not None
         if s_flat is None:
-            s_flat = blocks_to_flat(nets["overlap"], layout, outputs["overlap"][k])
+            s_blocks = {lp: to_design_basis(b, *lp) for lp, b in outputs["overlap"][k].items()}
+            s_flat = full.scatter(sub.hermitise_blocks(s_blocks), np.float64, sub=items)
         species = [site.specie.symbol for site in structure]
-        s_offsets = layout.offsets
+        s_offsets = full.offsets
         h0: dict[LPair, np.ndarray] = {
             lp: to_design_basis(b, *lp) for lp, b in outputs["nonsoc"][k].items()
         }
@@ -264,22 +342,28 @@ class Predictor:
             parts = {lp: to_design_basis(b, *lp) for lp, b in outputs["soc"][k].items()}
             for lp, b in h0.items():
                 parts[lp][:, 0] += b  # H0 + δH0 is the σ0 part
-            h = layout.scatter_pauli(layout.hermitise_pauli(parts))
+            h = full.scatter_pauli(sub.hermitise_pauli(parts), sub=items)
             offsets = 4 * s_offsets
         else:
             spin = "none"
-            h, offsets = layout.scatter(layout.hermitise_blocks(h0)), s_offsets
+            real = np.float32 if self.precision == "single" else np.float64
+            h, offsets = full.scatter(sub.hermitise_blocks(h0), real, sub=items), s_offsets
         ham = Hamiltonian(
             structure,
             self.basis,
             spin,
-            layout.edges.copy(),
+            full.edges.copy(),
             offsets,
             h,
             s_flat,
             s_offsets,
             n_electrons=self.basis.n_valence(species),
-            origin={"model": self.spec, "model_version_id": self.model_version_id},
+            origin={
+                "model": self.spec,
+                "model_version_id": self.model_version_id,
+                "precision": self.precision,
+                "edge_set": self.edge_set if exact else "training",
+            },
         )
         ham.uncertainty_ev = next(  # type: ignore[attr-defined]
             (self.metrics[k] for k in UNCERTAINTY_METRICS if k in self.metrics), None

@@ -20,9 +20,14 @@ from hamdb.ml.model import HamiltonianNet
 
 @torch.no_grad()
 def run_network(
-    net: HamiltonianNet, graphs: Sequence[HamGraph], batch_size: int = 8, device: str = "cpu"
+    net: HamiltonianNet,
+    graphs: Sequence[HamGraph],
+    batch_size: int = 8,
+    device: str = "cpu",
+    double: bool = True,
 ) -> list[dict[LPair, np.ndarray]]:
-    """Output blocks (e3nn basis, float64 numpy) of each graph, in input order."""
+    """Output blocks (e3nn basis, numpy float64, or the network's float32 with double=False)
+    of each graph, in input order."""
     net.eval()
     out: list[dict[LPair, np.ndarray]] = []
     for start in range(0, len(graphs), batch_size):
@@ -35,7 +40,7 @@ def run_network(
         }
         per_graph: list[dict[LPair, np.ndarray]] = [{} for _ in chunk]
         for lp, tensor in pred.items():
-            parts = torch.split(tensor.double().cpu(), counts[lp])
+            parts = torch.split((tensor.double() if double else tensor).cpu(), counts[lp])
             for k, part in enumerate(parts):
                 if part.shape[0]:
                     per_graph[k][lp] = part.numpy()

@@ -204,6 +204,8 @@ def _pool_init(factory: PredictorFactory, project: Project, spec: str, s_min: fl
     global _pool_predictor
     _one_thread()
     _pool_predictor = factory(project, spec)
+    if hasattr(_pool_predictor, "precision"):  # as run_worker's: half the bytes to send back
+        _pool_predictor.precision = "single"
     _screen_consistent(_pool_predictor, s_min)
 
 
@@ -247,6 +249,8 @@ def run_worker(
     predictor = factory(project, options.model)
     if hasattr(predictor, "batch_size"):  # the claimed batch goes through the network at once
         predictor.batch_size = options.batch
+    if hasattr(predictor, "precision"):  # the store keeps predictions in single precision
+        predictor.precision = "single"
     _screen_consistent(predictor, options.screen_s_min)
     mv_id = int(predictor.model_version_id)
     sqlite = claims.is_sqlite(engine)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hamdb.ml.graph import block_layout, periodic_neighbours, reverse_edges
+from hamdb.ml.graph import block_layout, periodic_neighbours, reverse_edges, sub_items
 from hamdb.physics.basis import BasisSet
 
 BASIS = BasisSet("test", {"Ga": (0, 1, 2), "As": (0, 1, 0, 1)}, {"Ga": 3.0, "As": 5.0})
@@ -134,3 +134,29 @@ def test_pauli_parts_give_the_spinor_blocks_they_define() -> None:
     assert np.array_equal(layout.scatter_pauli(parts), layout.scatter_soc(spinor))
     herm = layout.scatter_pauli(layout.hermitise_pauli(parts))
     assert np.abs(herm - layout.hermitise(layout.scatter_soc(spinor))).max() < 1e-15
+
+
+def test_scatter_of_a_sub_layout_fills_its_edges_and_zeros_the_others() -> None:
+    """Blocks computed on a subset of the edges (closed under reversal) land where the full
+    layout puts them; every other block of h is exactly zero."""
+    rng = np.random.default_rng(3)
+    edges = edges_of(FRAC)
+    full = block_layout(BASIS, SPECIES, edges)
+    cart = FRAC @ LATTICE
+    length = np.linalg.norm(cart[edges[:, 1]] + edges[:, 2:] @ LATTICE - cart[edges[:, 0]], axis=1)
+    on = np.nonzero(length < 3.5)[0]
+    assert 0 < len(on) < len(edges)
+    sub = block_layout(BASIS, SPECIES, edges[on])
+    items = sub_items(full, sub, on)
+    parts = {
+        (l1, l2): rng.normal(size=(len(g.edge), 4, 2 * l1 + 1, 2 * l2 + 1))
+        for (l1, l2), g in full.groups.items()
+    }
+    keep = {lp: np.isin(g.edge, on) for lp, g in full.groups.items()}
+    zeroed = {lp: np.where(keep[lp][:, None, None, None], p, 0.0) for lp, p in parts.items()}
+    compact = {lp: p[keep[lp]] for lp, p in parts.items() if keep[lp].any()}
+    assert np.array_equal(full.scatter_pauli(compact, sub=items), full.scatter_pauli(zeroed))
+    real = {lp: p[:, 0] for lp, p in compact.items()}
+    assert np.array_equal(
+        full.scatter(real, sub=items), full.scatter({lp: p[:, 0] for lp, p in zeroed.items()})
+    )

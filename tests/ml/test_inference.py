@@ -105,10 +105,42 @@ def test_shipped_model_predicts_with_the_exact_overlap() -> None:
     predictor = Predictor.shipped()
     lattice = Lattice.from_parameters(3.1, 3.3, 4.2, 101.0, 94.0, 97.0)
     structure = Structure(lattice, ["Pb", "Te"], [[0.03, 0.86, 0.04], [0.54, 0.93, 0.82]])
+    predictor.edge_set = "dft"
     (ham,) = predictor.predict([structure])
     exact = compute_overlap(structure)
     assert np.array_equal(ham.edges, exact.edges) and np.array_equal(ham.s, exact.s)
     assert ham.spin == "soc" and hermiticity_error(ham) < 1e-12
+    assert ham.origin["edge_set"] == "dft"
+    # without the edges that exist only through PAW projector spheres: a subset of GPAW's
+    # edges (the others' |S| < 1e-6), the same S and H on them
+    predictor.edge_set = "direct"
+    (direct,) = predictor.predict([structure])
+    assert direct.origin["edge_set"] == "direct" and direct.n_edges < ham.n_edges / 1.5
+    full = ham.edge_index
+    kept = [full[(i, j, tuple(r))] for i, j, *r in direct.edges.tolist()]
+    for e, k in enumerate(kept):
+        assert np.array_equal(direct.s_block(e), ham.s_block(k))
+        np.testing.assert_allclose(direct.h_block(e), ham.h_block(k), rtol=0, atol=1e-6)
+    dropped = np.setdiff1d(np.arange(ham.n_edges), kept)
+    assert max(np.abs(ham.s_block(int(k))).max() for k in dropped) < 1e-6
     crowded = Structure(lattice, ["Pb", "Te"], [[0.0, 0.0, 0.0], [0.01, 0.0, 0.0]])
     with pytest.raises(ModelError, match="atoms overlap"):
         predictor.predict([crowded])
+
+
+def test_networks_run_only_on_edges_they_predict_and_the_rest_is_zero(monkeypatch) -> None:
+    """Edges beyond every network's reach (zero_beyond_ang, mp_cutoff_ang) are left out of
+    the graph and filled with zeros: the same H and S as running the networks on all edges."""
+    bundle = toy_bundle()
+    for net in bundle.nets.values():
+        net.cfg.zero_beyond_ang = 3.0
+    predictor = Predictor(bundle, spec="toy@1")
+    structures = [random_structure(30), random_structure(31, ("O", "Si"))]
+    edges = predictor.edges_for(structures[0])
+    assert 0 < len(predictor.network_edges(structures[0], edges)) < len(edges)
+    fast = predictor.predict(structures)
+    monkeypatch.setattr(Predictor, "network_edges", lambda self, s, e, n=None: np.arange(len(e)))
+    slow = predictor.predict(structures)
+    for a, b in zip(fast, slow, strict=True):
+        assert np.array_equal(a.edges, b.edges)
+        assert np.array_equal(a.h, b.h) and np.array_equal(a.s, b.s)
