@@ -10,7 +10,9 @@ Structures come from hamdb.io.structure_samples.mixed_stream: 2-40 atoms, mixed 
 variants. Generation is not timed. Each run gets a fresh database (a SQLite file, a fresh
 PostgreSQL schema) and prints structures/s and where the time goes (wall seconds in: read,
 parse, validate, symmetry, serialise, matching, database; with workers, the parse to serialise
-stages run in the worker processes and add up across them). Every database, dedup setting
+stages run in the worker processes and add up across them), then this process's CPU seconds
+per stage ("from workers": waiting for and unpickling their results) and the load average
+(1 min) at the end of the run. Every database, dedup setting
 and process count asked for is run (`--workers 1,2`: in this process, then with one worker
 process preparing while this one matches and writes: both cores busy). Target (issue 3): >= 1,000
 structures/s with dedup on PostgreSQL on 2 cores. Figures are printed, never asserted.
@@ -94,6 +96,7 @@ def run(kind: str, items, dedup: bool, folder: Path, batch_size: int, workers: i
         "dedup": dedup,
         "cpu_s": cpu,
         "all_cpu_s": cpu + workers_cpu,
+        "load": os.getloadavg()[0],
         **report.as_dict(),
     }
 
@@ -110,7 +113,9 @@ def print_row(label: str, result: dict) -> None:
         f"{result['inserted']} rows, {result['duplicates']} copies, "
         f"{result['compared']} numpy comparisons, {result['fits']} StructureMatcher fits)"
     )
-    print(f"{'':<34} {stages}")
+    print(f"{'':<34} wall: {stages}")
+    cpu = "  ".join(f"{k} {v:6.2f}s" for k, v in result["cpu_timings"].items())
+    print(f"{'':<34} CPU of this process: {cpu}; load {result['load']:.1f}")
 
 
 def strained_block(base, n: int, seed: int) -> list:

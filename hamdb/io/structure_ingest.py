@@ -179,6 +179,9 @@ class IngestReport:
             ("read", "parse", "validate", "symmetry", "serialise", "matching", "database"), 0.0
         )
     )
+    #: CPU seconds of this process in its own stages (read, matching, database, and the
+    #: time taken receiving the workers' results: `from workers`).
+    cpu_timings: dict[str, float] = field(default_factory=dict)
     #: Pairs compared by structure_compare, and the StructureMatcher fits it left to do.
     compared: int = 0
     fits: int = 0
@@ -218,9 +221,15 @@ class IngestReport:
             ],
             "seconds": round(self.seconds, 3),
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            "cpu_timings": {k: round(v, 3) for k, v in self.cpu_timings.items()},
             "compared": self.compared,
             "fits": self.fits,
         }
+
+
+def _now() -> tuple[float, float]:
+    """(wall, CPU seconds of this process): what stage clocks count from."""
+    return time.perf_counter(), time.process_time()
 
 
 def _count(n: int, one: str, many: str | None = None) -> str:
@@ -246,9 +255,12 @@ class _Ingester:
         #: Whether structures go to worker processes (then as PlainCrystals where possible).
         self.ship_plain = False
 
-    def _clock(self, stage: str, since: float) -> float:
-        now = time.perf_counter()
-        self.report.timings[stage] = self.report.timings.get(stage, 0.0) + now - since
+    def _clock(self, stage: str, since: tuple[float, float]) -> tuple[float, float]:
+        """Add the wall and CPU seconds since `since` (a `_now()`) to `stage`."""
+        now = _now()
+        report = self.report
+        report.timings[stage] = report.timings.get(stage, 0.0) + now[0] - since[0]
+        report.cpu_timings[stage] = report.cpu_timings.get(stage, 0.0) + now[1] - since[1]
         return now
 
     def lock(self) -> None:
@@ -261,7 +273,7 @@ class _Ingester:
         """{source_id: structure id} recorded for `source` (one query per source per run)."""
         ids = self.known.get(source)
         if ids is None:
-            t = time.perf_counter()
+            t = _now()
             rows = self.session.execute(
                 select(StructureSourceRow.source_id, StructureSourceRow.structure_id).where(
                     StructureSourceRow.source == source
@@ -282,7 +294,7 @@ class _Ingester:
         """Work for prepare_unit; read failures and recorded sources are handled here."""
         iterator = iter(items)
         while True:
-            t = time.perf_counter()
+            t = _now()
             try:
                 item = next(iterator)
             except StopIteration:
@@ -301,7 +313,9 @@ class _Ingester:
                 self.report.already_ingested += 1
             elif self.ship_plain and not isinstance(item[0], PlainCrystal):
                 # A PlainCrystal pickles several times faster than a Structure.
+                t = _now()
                 plain = plain_crystal(item[0])
+                self._clock("to arrays", t)
                 yield ((plain if plain is not None else item[0]), item[1], item[2]), frozenset()
             else:
                 yield item, frozenset()
@@ -313,7 +327,7 @@ class _Ingester:
         gets that structure's id and adds nothing.
         """
         report, session = self.report, self.session
-        t = time.perf_counter()
+        t = _now()
         self.lock()
         if self.dedup:
             self.index.sync(session, {item.block for item in batch})
@@ -410,7 +424,7 @@ def ingest(
     if session.in_transaction():
         session.commit()
     try:
-        with _prepared(ingester.units(items, strict), workers, dedup) as results:
+        with _prepared(ingester.units(items, strict), workers, dedup, report) as results:
             batch: list[Prepared] = []
             for prepared, skipped, timings in results:
                 for stage, seconds in timings.items():
@@ -428,7 +442,7 @@ def ingest(
             if batch:
                 _write(ingester, batch, strict, progress)
         if strict:
-            t = time.perf_counter()
+            t = _now()
             session.commit()
             ingester._clock("database", t)
     except BaseException:
@@ -446,7 +460,7 @@ def _write(
 ) -> None:
     ingester.write_batch(batch, strict)
     if not strict:
-        t = time.perf_counter()
+        t = _now()
         ingester.session.commit()
         ingester._clock("database", t)
     if progress is not None:
@@ -454,18 +468,23 @@ def _write(
 
 
 @contextmanager
-def _prepared(units: Iterator[Unit], workers: int, dedup: bool) -> Iterator[Iterator[UnitResult]]:
+def _prepared(
+    units: Iterator[Unit], workers: int, dedup: bool, report: IngestReport
+) -> Iterator[Iterator[UnitResult]]:
     """prepare_unit's results, in order: in this process (`workers` <= 1), else in
     `workers` - 1 worker processes (structure_workers) while this one matches and writes.
 
     Workers analyse every crystal (off this process); here only those that meet another in
-    their block are.
+    their block are. The time this process spent waiting for and unpickling the workers'
+    results goes into `report` ("from workers").
     """
     if workers <= 1:
         yield map(functools.partial(prepare_unit, analyse=False), units)
         return
     with Pipeline(workers - 1, analyse=dedup) as pipeline:
         yield pipeline.map(units)
+    report.timings["from workers"] = pipeline.waited[0]
+    report.cpu_timings["from workers"] = pipeline.waited[1]
 
 
 def find_or_add_structure(

@@ -23,6 +23,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -180,6 +181,8 @@ class Pipeline:
         self.workers = [_Worker(self._start()) for _ in range(workers)]
         #: Worker deaths handled (for reports and tests).
         self.restarts = 0
+        #: (wall, CPU) seconds `map` spent waiting for results and unpickling them.
+        self.waited = [0.0, 0.0]
 
     def _start(self) -> Child:
         return Child(
@@ -221,6 +224,7 @@ class Pipeline:
                 if exhausted:
                     return
                 continue
+            since = time.perf_counter(), time.process_time()
             ready = wait([w.child.results for w in busy])
             for worker in busy:
                 if worker.child.results not in ready:
@@ -230,6 +234,10 @@ class Pipeline:
                 except (EOFError, OSError):
                     self._recover(worker, done)
                     continue
+                finally:
+                    self.waited[0] += time.perf_counter() - since[0]
+                    self.waited[1] += time.process_time() - since[1]
+                    since = time.perf_counter(), time.process_time()
                 chunk = worker.pop()
                 assert chunk.seq == seq
                 done[seq] = results
