@@ -80,6 +80,7 @@ def test_quadratic_model_and_newton_step_of_a_stencil() -> None:
     periodic = [0, 1]
     offsets = gap_module.stencil_offsets(periodic)
     assert len(offsets) == 9 and not offsets[0].any()
+    assert len(gap_module.stencil_offsets([0, 1, 2])) == 19  # no three-axis corners
     hessian = np.array([[2.0, 1.5], [1.5, 3.0]])
     minimum = np.array([0.3, -0.6])
 
