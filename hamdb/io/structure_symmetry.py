@@ -20,6 +20,7 @@ default action: the kernel ends the process after `SYMMETRY_TIMEOUT_S`, whatever
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 import math
@@ -272,6 +273,9 @@ def stop_helper() -> None:
         if _helper is not None:
             _helper.child.close()
             _helper = None
+
+
+atexit.register(stop_helper)
 
 
 def _helped(
