@@ -105,11 +105,25 @@ def _is_positive(z2_class: str | None, gap_ev: float | None) -> bool:
     return z2_class in NONTRIVIAL and gap_ev is not None and gap_ev > 0
 
 
-def screen_report(session: Session, model_version_id: int | None = None) -> ScreenReport:
-    """Precision/recall of the screen over every structure with predicted and DFT results."""
+#: The view's columns the report reads: the structure's own columns and the model's are not
+#: joined for it (each DFT-checked row would cost a structure lookup).
+REPORT_COLUMNS = (
+    "structure_id", "z2_class", "is_candidate", "gap_ev", "uncertainty_ev", "dft_z2_class",
+    "dft_gap_ev",
+)  # fmt: skip
+
+
+def report_query(model_version_id: int | None = None) -> Any:
+    """Every screened prediction with a DFT check (the pointer's partial index finds them),
+    largest gap first, with REPORT_COLUMNS."""
     query = candidates_query(only_candidates=False, model_version_id=model_version_id)
     query = query.where(view.c.dft_topology_result_id.is_not(None))
-    rows = fetch(session, query)
+    return query.with_only_columns(*(view.c[name] for name in REPORT_COLUMNS))
+
+
+def screen_report(session: Session, model_version_id: int | None = None) -> ScreenReport:
+    """Precision/recall of the screen over every structure with predicted and DFT results."""
+    rows = fetch(session, report_query(model_version_id))
     counts: Counter[str] = Counter()
     table: dict[str, dict[str, int]] = {}
     agree = known = 0

@@ -17,7 +17,8 @@ dependent basis such as dzp needs the filter (the model card's s_min, 1e-2 for h
 with exact generalised eigenvalues, meV element noise along the near-null directions of S(k)
 moves bands by eV, and the spread would measure that noise, not the gap the screen reports.
 
-Without an ensemble the model's own figure is kept (hamdb.ml sets its held-out gap MAE).
+Without an ensemble the model's own figure is kept (hamdb.ml.inference sets the version's
+held-out gap MAE on insulators, overlap-filtered).
 """
 
 from __future__ import annotations
