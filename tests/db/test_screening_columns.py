@@ -151,13 +151,23 @@ def test_concurrent_screens_of_one_hamiltonian_leave_one_current(project: Any) -
         pytest.skip("SQLite has one writer at a time")
     with Session(engine) as setup:
         hid = _hamiltonians(setup)["predicted"]
+    _second_waits_for_first(engine, _result(hid, "a"), _result(hid, "b"))
+    with Session(engine) as check:
+        assert _current(check) == [(hid, "wcc", "b")]
+
+
+def _second_waits_for_first(
+    engine: Any, first_row: TopologyResultRow, second_row: TopologyResultRow
+) -> None:
+    """Insert `first_row` in an open transaction, then `second_row` in another from a second
+    thread: it must wait until the first commits, then commit itself."""
     first, second = Session(engine), Session(engine)
-    first.add(_result(hid, "a"))
+    first.add(first_row)
     first.flush()  # inserted, locked, not committed
     done = threading.Event()
 
     def other_worker() -> None:
-        second.add(_result(hid, "b"))
+        second.add(second_row)
         second.commit()
         done.set()
 
@@ -170,8 +180,6 @@ def test_concurrent_screens_of_one_hamiltonian_leave_one_current(project: Any) -
     assert done.is_set()
     first.close()
     second.close()
-    with Session(engine) as check:
-        assert _current(check) == [(hid, "wcc", "b")]
 
 
 # -- the DFT check pointer (migration 0005) ---------------------------------------------------
@@ -290,25 +298,7 @@ def test_concurrent_prediction_and_dft_check_see_each_other(project: Any, dft_fi
     with Session(engine) as setup:
         ids = _hamiltonians(setup)
     order = ["dft", "predicted"] if dft_first else ["predicted", "dft"]
-    first, second = Session(engine), Session(engine)
-    first.add(_result(ids[order[0]], "a"))
-    first.flush()  # inserted, locked, not committed
-    done = threading.Event()
-
-    def other_worker() -> None:
-        second.add(_result(ids[order[1]], "a"))
-        second.commit()
-        done.set()
-
-    worker = threading.Thread(target=other_worker)
-    worker.start()
-    time.sleep(0.5)
-    assert not done.is_set()  # waiting for the first transaction
-    first.commit()
-    worker.join(timeout=10)
-    assert done.is_set()
-    first.close()
-    second.close()
+    _second_waits_for_first(engine, _result(ids[order[0]], "a"), _result(ids[order[1]], "a"))
     with Session(engine) as check:
         (pointer,) = _pointers(check)
         assert pointer[1] is not None and [pointer] == _looked_up(check)
