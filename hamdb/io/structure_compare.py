@@ -451,19 +451,29 @@ _SIGNS = np.array(
 _FLIPS = np.array([[s[1] != s[2], s[0] != s[2], s[0] != s[1]] for s in _SIGNS])
 
 
-def _copy_fits(f1: np.ndarray, new: MatchCell, lattice: np.ndarray, tol: Tolerances) -> bool:
+def _copy_fits(
+    f1: np.ndarray, new: MatchCell, gram: np.ndarray, lattice: np.ndarray, tol: Tolerances
+) -> bool:
     """Whether an EXACT candidate certainly fits as a copy: a translation after which every
     atom is within 0.45 · the matcher's pre-check box of its nearest stored atom of its
     species, that pairing one-to-one with every other pairing three times farther. Then the
     linear assignment is that pairing, the pre-check passes from any anchor and the
-    displacement test too: `_verify`'s verdict, without its assignment solver."""
+    displacement test too: `_verify`'s verdict, without its assignment solver.
+
+    `gram` is the averaged lattice's metric (Å²) and `lattice` its Cholesky factor (the
+    volume and plane spacings come from the metric in plain floats: this runs for every
+    copy ingest meets, and numpy's 3x3 det and inverse cost more than the arithmetic).
+    """
     n = len(new)
-    normalisation = (n / abs(float(np.linalg.det(lattice)))) ** (1 / 3)
-    reciprocal = np.linalg.inv(lattice)
-    spacing = 1.0 / np.sqrt(np.einsum("ij,ij->j", reciprocal, reciprocal))
+    (g00, g01, g02), (_, g11, g12), (_, _, g22) = gram.tolist()
+    minors = (g11 * g22 - g12 * g12, g01 * g22 - g12 * g02, g01 * g12 - g11 * g02)
+    volume = math.sqrt(g00 * minors[0] - g01 * minors[1] + g02 * minors[2])
+    normalisation = (n / volume) ** (1 / 3)
+    # The narrowest plane spacing: the volume over the largest face |a_i × a_j|.
+    face2 = max(minors[0], g00 * g22 - g02 * g02, g00 * g11 - g01 * g01)
     box = tol.stol / (math.pi * normalisation)
     limit = INNER * box / 2
-    if limit >= spacing.min() / 6:  # a thin cell: leave it to the general test
+    if limit >= volume / math.sqrt(face2) / 6:  # a thin cell: leave it to the general test
         return False
     f2 = new.frac
     pairs = f1[None, :, :] - f2[:, None, :]  # (n2, n1, 3)
@@ -512,7 +522,7 @@ def _shortcut(stored: MatchCell, new: MatchCell, scale: float, tol: Tolerances) 
         gram[0, 2] = gram[2, 0] = gram[0, 2] * cosines[1]
         gram[0, 1] = gram[1, 0] = gram[0, 1] * cosines[2]
         f1 = stored.frac * _SIGNS[index]
-        if _copy_fits(f1 - np.floor(f1), new, np.linalg.cholesky(gram), tol):
+        if _copy_fits(f1 - np.floor(f1), new, gram, np.linalg.cholesky(gram), tol):
             return True
     return False
 
