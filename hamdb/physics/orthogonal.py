@@ -141,12 +141,13 @@ def cholesky_spin_blocks(sk: np.ndarray, blocks: np.ndarray) -> np.ndarray | Non
     """L⁻¹ H L⁻† (S = L L†, Cholesky) of a spinor H with overlap S ⊗ σ0, for energies only.
 
     sk: (nk, m, m) spinless S(k); blocks: (nk, 3, m, m) = (H↑↑, H↑↓, H↓↓). Returns (nk, 2m, 2m)
-    in spin-block order (the m ↑ states, then the m ↓ ones) with only its lower triangle set,
-    which is what LAPACK's Hermitian solvers read (numpy's eigvalsh by default): its eigenvalues
-    are those of H c = E S c, but its eigenvectors are in a frame that mixes atoms. Per k-point
-    zhegst on the diagonal blocks and two triangular products on the off-diagonal one: half
-    the flops of full products, and no eigen-decomposition of S (Bi2Se3 dzp, m = 85: 0.68 vs
-    1.24 ms per k-point for L⁻¹ and products; Löwdin's S^{-1/2} costs 0.8 ms more).
+    in spin-block order (the m ↑ states, then the m ↓ ones) with only its lower triangle right
+    (the upper-right block is 0), which is what LAPACK's Hermitian solvers read with UPLO='L'
+    (numpy's eigvalsh by default): its eigenvalues are those of H c = E S c, but its
+    eigenvectors are in a frame that mixes atoms. Per k-point zhegst on the diagonal blocks and
+    two triangular products on the off-diagonal one: half the flops of full products, and no
+    eigen-decomposition of S (Bi2Se3 dzp, m = 85: 0.68 vs 1.24 ms per k-point for L⁻¹ and
+    products; Löwdin's S^{-1/2} costs 0.8 ms more).
 
     Refuses the same overlaps as `lowdin_transform` with s_min = 0: λ_max/λ_min ≤ tr S ·
     tr S⁻¹ (tr S⁻¹ = ‖L⁻¹‖_F²), so only where that bound reaches 1/SINGULAR_RATIO are S's
@@ -162,7 +163,7 @@ def cholesky_spin_blocks(sk: np.ndarray, blocks: np.ndarray) -> np.ndarray | Non
         lowdin_transform(sk)  # raises for the offending k-point
         return None
     nk, m = sk.shape[0], sk.shape[-1]
-    out = np.empty((nk, 2 * m, 2 * m), dtype=complex)
+    out = np.zeros((nk, 2 * m, 2 * m), dtype=complex)  # the unread upper block stays 0
     trace_inv = np.empty(nk)
     for i in range(nk):
         inv, _ = ztrtri(chol[i], lower=1)
