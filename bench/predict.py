@@ -157,8 +157,8 @@ def main() -> None:
         help="of the in-process stage split (the workers predict in single precision)",
     )  # fmt: skip
     parser.add_argument(
-        "--edge-set", default="dft", choices=("dft", "direct"),
-        help="of the in-process stage split (the workers use the model's default)",
+        "--edge-set", default="direct", choices=("dft", "direct"),
+        help="of the in-process stage split (the workers use Predictor's default, direct)",
     )  # fmt: skip
     args = parser.parse_args()
     model_dir = args.model_dir or next(

@@ -13,9 +13,17 @@ Edges: every pair (i, j, R) closer than the longest edge the training data had f
 of elements (`pair_cutoff_ang`), so a prediction has the blocks a DFT run would have.
 Overlap: exact from the basis through GPAW (`hamdb.dft.gpaw_overlap.exact_overlap`, no SCF;
 GPAW's tables cached per element set in the process) for a GPAW-basis model where GPAW is
-installed; then the edges are exactly GPAW's. Otherwise the model's learned "overlap" network
+installed; then the edges are GPAW's. Otherwise the model's learned "overlap" network
 (see the issue note for its error) on edges from the training data's cut-offs.
 `predictor.overlap = "exact" | "learned"` forces one.
+
+Which of GPAW's edges (`edge_set`, recorded in origin["edge_set"]; a departure from DESIGN.md
+§3, whose DFT Hamiltonians keep all): by default "direct", the edges whose orbital spheres
+overlap. A DFT run also has the edges where two orbitals merely touch one PAW projector sphere
+(three-centre terms), ~60 % of a dzp cell's edges with |S| < 1e-5; zeroing their H and S
+blocks in 19 DFT Hamiltonians (2-6 atoms, spinless and SOC; bench/paw_edges.py) moved occupied
+bands by at most 0.15 meV and gaps by at most 0.03 meV (exact and s_min = 1e-2 overlap), while
+they cost the prediction its size and time. "dft" keeps them.
 
 Network edges: a network's blocks are exactly zero beyond its `zero_beyond_ang` (the shipped
 model: 9 Å, SOC part 6 Å), while the exact S reaches further (dzp orbitals: ~10 Å apart, most
@@ -153,9 +161,10 @@ class Predictor:
         #: "double": h complex128/float64; "single": complex64/float32 from the networks'
         #: float32 output (what the store keeps of a prediction), half the memory and time
         self.precision = "double"
-        #: with the exact overlap, "dft": a DFT run's edges (orbital spheres overlap, or both
-        #: orbitals touch one PAW projector sphere); "direct": without the projector-only ones
-        self.edge_set = "dft"
+        #: with the exact overlap, "direct": the edges whose orbital spheres overlap; "dft": a
+        #: DFT run's edges, also those where both orbitals only touch one PAW projector sphere
+        #: (see the module docstring); origin["edge_set"] records which
+        self.edge_set = "direct"
 
     # -- loading ---------------------------------------------------------------------------
     @classmethod
