@@ -222,6 +222,7 @@ def main() -> None:
             print(
                 f"{backend:10} {workers} worker(s): {r['done']:>4} done {r['failed']:>3} failed "
                 f"{r['structures_per_s']:6.3f} structures/s ({per_core:.3f}/core)  "
+                f"load {100 * frac.get('load', 0):.1f}% "
                 f"model {100 * frac['model']:.1f}% check {100 * frac.get('check', 0):.1f}% "
                 f"store {100 * frac['store']:.1f}% "
                 f"db+claim {100 * (frac['db'] + frac['claim']):.1f}%",

@@ -109,7 +109,7 @@ class WorkerStats:
     created_jobs: int = 0
     seconds: dict[str, float] = field(
         default_factory=lambda: dict.fromkeys(
-            ("claim", "model", "check", "store", "db", "screen"), 0.0
+            ("load", "claim", "model", "check", "store", "db", "screen"), 0.0
         )
     )
     wall_s: float = 0.0
@@ -246,7 +246,8 @@ def run_worker(
     engine = make_engine(project.database_url)
     store = HamiltonianStore(project.store_path)
     _one_thread()
-    predictor = factory(project, options.model)
+    with _Timer(stats, "load"):  # reading and building the model: once per worker
+        predictor = factory(project, options.model)
     if hasattr(predictor, "batch_size"):  # the claimed batch goes through the network at once
         predictor.batch_size = options.batch
     if hasattr(predictor, "precision"):  # the store keeps predictions in single precision
