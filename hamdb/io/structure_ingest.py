@@ -17,7 +17,7 @@ pulled into the block cache at the start of each batch. On SQLite, one writer at
 
 from __future__ import annotations
 
-import functools
+import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -31,9 +31,9 @@ from hamdb.db.models import StructureRow, StructureSourceRow, elements_key
 from hamdb.errors import InputError
 from hamdb.io.structure_cells import PlainCrystal, plain_crystal, to_json
 from hamdb.io.structure_identity import Block, Crystal, Match, Matcher
-from hamdb.io.structure_prepare import BlockKey, Prepared, Unit, prepare, prepare_unit
+from hamdb.io.structure_prepare import BlockKey, Prepared, Unit, UnitResult, prepare, prepare_units
 from hamdb.io.structure_rows import NewStructure, write_structures
-from hamdb.io.structure_workers import Pipeline, UnitResult
+from hamdb.io.structure_workers import Pipeline
 from hamdb.io.structures import RawFile, ReadFailure
 
 if TYPE_CHECKING:
@@ -467,6 +467,15 @@ def _write(
         progress(ingester.report.seen)
 
 
+#: Units prepared together in one process (one round trip to the symmetry helper).
+_IN_PROCESS_CHUNK = 64
+
+
+def _chunks(units: Iterator[Unit], size: int) -> Iterator[list[Unit]]:
+    while chunk := list(itertools.islice(units, size)):
+        yield chunk
+
+
 @contextmanager
 def _prepared(
     units: Iterator[Unit], workers: int, dedup: bool, report: IngestReport
@@ -479,7 +488,11 @@ def _prepared(
     results goes into `report` ("from workers").
     """
     if workers <= 1:
-        yield map(functools.partial(prepare_unit, analyse=False), units)
+        yield (
+            result
+            for chunk in _chunks(units, _IN_PROCESS_CHUNK)
+            for result in prepare_units(chunk, analyse=False)
+        )
         return
     with Pipeline(workers - 1, analyse=dedup) as pipeline:
         yield pipeline.map(units)

@@ -12,12 +12,12 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hamdb.errors import InputError
 from hamdb.io.structure_cells import PlainCrystal, plain_crystal, structure_json, to_json
 from hamdb.io.structure_identity import Crystal
-from hamdb.io.structure_symmetry import METHODS, symmetry_of
+from hamdb.io.structure_symmetry import METHODS, Symmetry, symmetries_of, symmetry_of
 from hamdb.io.structures import RawFile, ReadFailure, validate_cell, validate_structure
 
 if TYPE_CHECKING:
@@ -57,6 +57,36 @@ def _reduced_formula(counts: tuple[tuple[str, int], ...]) -> str:
     return Composition(dict(counts)).reduced_formula
 
 
+@dataclass
+class _Checked:
+    """A structure that passed validation, with its plain form where it has one."""
+
+    structure: Structure | PlainCrystal
+    plain: PlainCrystal | None
+    source: str
+    source_id: str
+
+    @property
+    def searched(self) -> Any:
+        """What the symmetry search takes: the Cell, or the Structure if not plain."""
+        return self.plain.cell if self.plain is not None else self.structure
+
+
+def _check(
+    structure: Structure | PlainCrystal, source: str, source_id: str, clock: StageClock
+) -> _Checked | ReadFailure:
+    plain = structure if isinstance(structure, PlainCrystal) else plain_crystal(structure)
+    if plain is not None:
+        reason = validate_cell(plain.cell)
+    else:
+        assert not isinstance(structure, PlainCrystal)
+        reason = validate_structure(structure)
+    clock("validate")
+    if reason is not None:
+        return ReadFailure(source, source_id, reason)
+    return _Checked(structure, plain, source, source_id)
+
+
 def prepare(
     structure: Structure | PlainCrystal,
     source: str,
@@ -75,31 +105,40 @@ def prepare(
     did not finish). `timings` (seconds per stage) is added to.
     """
     clock = StageClock(timings)
-    plain = structure if isinstance(structure, PlainCrystal) else plain_crystal(structure)
+    checked = _check(structure, source, source_id, clock)
+    if isinstance(checked, ReadFailure):
+        return checked
+    symmetry: Symmetry | InputError
+    try:
+        symmetry = symmetry_of(checked.searched, method)
+    except InputError as exc:
+        symmetry = exc
+    return _finish(checked, symmetry, clock, analyse)
+
+
+def _finish(
+    checked: _Checked, symmetry: Symmetry | InputError, clock: StageClock, analyse: bool
+) -> Prepared | ReadFailure:
+    """`prepare` after the symmetry search (whose answer, or error, is `symmetry`)."""
+    structure, plain, source, source_id = (
+        checked.structure,
+        checked.plain,
+        checked.source,
+        checked.source_id,
+    )
+    if isinstance(symmetry, InputError):
+        return ReadFailure(source, source_id, str(symmetry))
     if plain is not None:
-        reason = validate_cell(plain.cell)
+        crystal = Crystal(plain.cell, symmetry=symmetry)
+        counts = Counter(plain.symbols)
+        reduced_formula = _reduced_formula(tuple(sorted(counts.items())))
+        elements = sorted(counts)
     else:
         assert not isinstance(structure, PlainCrystal)
-        reason = validate_structure(structure)
-    clock("validate")
-    if reason is not None:
-        return ReadFailure(source, source_id, reason)
-    try:
-        if plain is not None:
-            symmetry = symmetry_of(plain.cell, method)
-            crystal = Crystal(plain.cell, symmetry=symmetry)
-            counts = Counter(plain.symbols)
-            reduced_formula = _reduced_formula(tuple(sorted(counts.items())))
-            elements = sorted(counts)
-        else:
-            assert not isinstance(structure, PlainCrystal)
-            symmetry = symmetry_of(structure, method)
-            crystal = Crystal(None, structure=structure, symmetry=symmetry)
-            composition = structure.composition
-            reduced_formula = composition.reduced_formula
-            elements = sorted({el.symbol for el in composition.elements})
-    except InputError as exc:
-        return ReadFailure(source, source_id, str(exc))
+        crystal = Crystal(None, structure=structure, symmetry=symmetry)
+        composition = structure.composition
+        reduced_formula = composition.reduced_formula
+        elements = sorted({el.symbol for el in composition.elements})
     if analyse:
         crystal.prepare()
         crystal.match_cell()
@@ -179,3 +218,40 @@ def prepare_unit(
             else:
                 out.append(ReadFailure(item[1], item[2], instead))
     return out, skipped, timings
+
+
+UnitResult = tuple[list[Prepared | ReadFailure], int, dict[str, float]]
+
+
+def prepare_units(units: list[Unit], analyse: bool = False) -> list[UnitResult]:
+    """`prepare_unit` for many units, their symmetry searches in one round trip to the
+    helper process (structure_symmetry.symmetries_of): how ingest prepares in its own
+    process. The searches' time is shared out evenly over the structures."""
+    results: list[UnitResult] = []
+    pending: list[tuple[list[Any], int, _Checked, dict[str, float]]] = []
+    for payload, skip in units:
+        timings: dict[str, float] = {}
+        clock = StageClock(timings)
+        parsed = list(payload.parse()) if isinstance(payload, RawFile) else [payload]
+        clock("parse")
+        out: list[Any] = []
+        skipped = 0
+        for item in parsed:
+            if isinstance(item, ReadFailure):
+                out.append(item)
+            elif item[2] in skip:
+                skipped += 1
+            else:
+                checked = _check(*item, clock)
+                if not isinstance(checked, ReadFailure):
+                    pending.append((out, len(out), checked, timings))
+                out.append(checked)
+        results.append((out, skipped, timings))
+    if pending:
+        start = time.perf_counter()
+        symmetries = symmetries_of([checked.searched for _, _, checked, _ in pending])
+        share = (time.perf_counter() - start) / len(pending)
+        for (out, slot, checked, timings), symmetry in zip(pending, symmetries, strict=True):
+            timings["symmetry"] = timings.get("symmetry", 0.0) + share
+            out[slot] = _finish(checked, symmetry, StageClock(timings), analyse)
+    return results

@@ -191,7 +191,7 @@ class Child:
     def read_progress(self) -> list[int]:
         """The PROGRESS_SLOTS integers the child last wrote."""
         self.progress.seek(0)
-        return list(np.frombuffer(self.progress.read(8 * PROGRESS_SLOTS), dtype=np.int64))
+        return [int(x) for x in np.frombuffer(self.progress.read(8 * PROGRESS_SLOTS), np.int64)]
 
     def death(self) -> int:
         """Wait for the (dying) child; its exit code (-signal if killed)."""
@@ -227,19 +227,23 @@ def connect(tasks_fd: str, results_fd: str, progress_fd: str) -> tuple:
 
 
 def serve_symmetry(tasks_fd: str, results_fd: str, progress_fd: str, seconds: str) -> None:
-    """The helper's loop: (lattice, frac, numbers, method) in, Symmetry or InputError out."""
-    tasks, results, _ = connect(tasks_fd, results_fd, progress_fd)
+    """The helper's loop: a list of (lattice, frac, numbers, method) in, the list of
+    Symmetry or InputError out; the index being searched is kept in the progress file."""
+    tasks, results, progress = connect(tasks_fd, results_fd, progress_fd)
     arm(float(seconds))
     while True:
         try:
-            task = tasks.recv()
+            batch = tasks.recv()
         except EOFError:
             return
-        try:
-            answer: Any = _guarded(*task)
-        except InputError as exc:
-            answer = exc
-        results.send(answer)
+        answers: list[Any] = []
+        for index, task in enumerate(batch):
+            progress[0] = index
+            try:
+                answers.append(_guarded(*task))
+            except InputError as exc:
+                answers.append(exc)
+        results.send(answers)
 
 
 class _Helper:
@@ -251,15 +255,16 @@ class _Helper:
     def alive(self) -> bool:
         return self.child.process.poll() is None
 
-    def call(self, task: tuple[Any, ...]) -> Symmetry | InputError | None:
-        """The answer, or None if the helper died (killed by the alarm) meanwhile."""
+    def call(self, batch: list[tuple[Any, ...]]) -> list[Symmetry | InputError] | int:
+        """The answers, or the index of the search that killed the helper meanwhile."""
         try:
-            self.child.tasks.send(task)
+            self.child.tasks.send(batch)
             return self.child.results.recv()
         except (EOFError, OSError):
+            index = int(self.child.read_progress()[0])
             self.child.death()
             self.child.close()
-            return None
+            return index
 
 
 _helper: _Helper | None = None
@@ -278,21 +283,48 @@ def stop_helper() -> None:
 atexit.register(stop_helper)
 
 
-def _helped(
-    lattice: np.ndarray, frac: np.ndarray, numbers: list[int], methods: tuple[str, ...]
-) -> Symmetry:
+def _arrays(crystal: Any) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """(lattice rows, fractional coordinates, atomic numbers) of a Cell or a Structure."""
+    if isinstance(crystal, Cell):
+        return crystal.lattice, crystal.frac, crystal.numbers.tolist()
+    return crystal.lattice.matrix, crystal.frac_coords, [sp.Z for sp in crystal.species]
+
+
+def symmetries_of(crystals: list[Any], method: str = "moyopy") -> list[Symmetry | InputError]:
+    """`symmetry_of` for many Cells or Structures, each answer a Symmetry or the InputError
+    it would raise; in the helper process, in one round trip (what ingest in one process
+    uses: a round trip per structure would cost about as much as the search)."""
+    tasks = [(*_arrays(crystal), method) for crystal in crystals]
+    if _alarm_s is not None:
+        out: list[Symmetry | InputError] = []
+        for task in tasks:
+            try:
+                out.append(_guarded(*task))
+            except InputError as exc:
+                out.append(exc)
+        return out
     global _helper
+    answers: list[Symmetry | InputError | None] = [None] * len(tasks)
+    todo = list(range(len(tasks)))  # indices still to search, in order
     with _helper_lock:
-        for method in methods:
+        while todo:
             if _helper is None or not _helper.alive():
                 _helper = _Helper(SYMMETRY_TIMEOUT_S)
-            answer = _helper.call((lattice, frac, numbers, method))
-            if isinstance(answer, InputError):
-                raise answer
-            if answer is not None:
-                return answer
+            found = _helper.call([tasks[i] for i in todo])
+            if not isinstance(found, int):
+                for i, answer in zip(todo, found, strict=True):
+                    answers[i] = answer
+                break
             _helper = None
-    raise InputError(timeout_reason(SYMMETRY_TIMEOUT_S))
+            culprit = todo[found]  # the searches before it are redone (deaths are rare)
+            tried = tasks[culprit][3]
+            if tried != METHODS[-1]:
+                tasks[culprit] = (*tasks[culprit][:3], METHODS[METHODS.index(tried) + 1])
+            else:
+                answers[culprit] = InputError(timeout_reason(SYMMETRY_TIMEOUT_S))
+                todo.remove(culprit)
+    assert all(answer is not None for answer in answers)
+    return answers  # type: ignore[return-value]
 
 
 def symmetry_of(crystal: Any, method: str = "moyopy") -> Symmetry:
@@ -301,12 +333,9 @@ def symmetry_of(crystal: Any, method: str = "moyopy") -> Symmetry:
 
     `method` 'spglib' skips moyopy (a worker's second try on a structure).
     """
-    if isinstance(crystal, Cell):
-        lattice, frac, numbers = crystal.lattice, crystal.frac, crystal.numbers.tolist()
-    else:
-        lattice = crystal.lattice.matrix
-        frac = crystal.frac_coords
-        numbers = [specie.Z for specie in crystal.species]
     if _alarm_s is not None:
-        return _guarded(lattice, frac, numbers, method)
-    return _helped(lattice, frac, numbers, METHODS[METHODS.index(method) :])
+        return _guarded(*_arrays(crystal), method)
+    (answer,) = symmetries_of([crystal], method)
+    if isinstance(answer, InputError):
+        raise answer
+    return answer

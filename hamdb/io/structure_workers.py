@@ -31,7 +31,7 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from hamdb.io import structure_symmetry as symmetry
-from hamdb.io.structure_prepare import Prepared, Unit, prepare_unit
+from hamdb.io.structure_prepare import Unit, UnitResult, prepare_unit
 from hamdb.io.structure_symmetry import METHODS, Child, arm, connect, timeout_reason
 from hamdb.io.structures import RawFile, ReadFailure
 
@@ -43,9 +43,6 @@ AHEAD = 1024
 AHEAD_BYTES = 64 * 2**20
 #: Deaths of one chunk with no structure to blame before its units are given up.
 _MAX_BLIND_DEATHS = 2
-
-UnitResult = tuple[list[Prepared | ReadFailure], int, dict[str, float]]
-
 
 def serve(tasks_fd: str, results_fd: str, progress_fd: str, analyse: str, seconds: str) -> None:
     """A worker's loop (run by structure_symmetry.Child): (seq, units, plans) in,

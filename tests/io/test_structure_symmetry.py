@@ -63,12 +63,14 @@ def test_a_hanging_search_falls_back_to_spglib(short_timeout):
     assert symmetry_of(prototype_structures()["NaCl"]).number == 225
 
 
-def test_ingest_workers_survive_the_hanging_cell(session, short_timeout):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ingest_survives_the_hanging_cell(session, short_timeout, workers):
+    """In one process (a batch of searches in the helper) and with a worker process."""
     rng = np.random.default_rng(1)
     items = [(random_crystal(rng, 4, ["Na", "Cl"]), "mixed", str(k)) for k in range(40)]
     items.insert(17, (hanging_cell(), "mixed", "hang"))
     start = time.perf_counter()
-    report = ingest(session, items, workers=2, batch_size=10)
+    report = ingest(session, items, workers=workers, batch_size=10)
     assert time.perf_counter() - start < 60
     assert report.failed == 0 and report.inserted == 41
 
