@@ -132,7 +132,7 @@ def spin_block_product(x: np.ndarray, blocks: np.ndarray) -> np.ndarray:
     out = np.empty((nk, 2 * m, 2 * m), dtype=t.dtype)
     out[:, 0::2, 0::2] = t[:, 0]
     out[:, 0::2, 1::2] = t[:, 1]
-    out[:, 1::2, 0::2] = t[:, 1].conj().transpose(0, 2, 1)
+    np.conjugate(t[:, 1].transpose(0, 2, 1), out=out[:, 1::2, 0::2])
     out[:, 1::2, 1::2] = t[:, 2]
     return out
 

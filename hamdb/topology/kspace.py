@@ -99,7 +99,7 @@ class BandProblem:
         blocks = s is not None and ham.n_spin == 2
         if h is not None:
             R_all = R
-            R, h0, hr = hermitian_half(R_all, h.astype(complex))
+            R, h0, hr = hermitian_half(R_all, np.asarray(h, dtype=complex))
             if s is not None:
                 _, s0, sr = hermitian_half(R_all, s.real)
             if blocks:
@@ -148,7 +148,9 @@ class BandProblem:
             phases = np.exp(2j * np.pi * (k @ self.R.T))
             if self.sr is not None:
                 b = (phases.real @ self.sr + 1j * (phases.imag @ self.sr)).reshape(len(k), m, m)
-                sk = b + b.conj().transpose(0, 2, 1) + self.s0
+                sk = np.conjugate(b.transpose(0, 2, 1))
+                sk += b
+                sk += self.s0
             if self.spin_blocks:
                 return self._spin_block_bloch(k, phases, sk, vectors)
             a = (phases @ self.hr).reshape(len(k), n, n)
@@ -168,10 +170,10 @@ class BandProblem:
         """H'(k) from the spin blocks of the Bloch sum: (X ⊗ σ0) H (X ⊗ σ0)† on three blocks."""
         nk, m = len(phases), self.n_orbitals
         a = (phases @ self.hr).reshape(nk, 2, 2, m, m)
-        ah = a.conj().swapaxes(-1, -2)
         blocks = np.empty((nk, 3, m, m), dtype=complex)
-        for j, (s1, s2) in enumerate(((0, 0), (0, 1), (1, 1))):
-            np.add(a[:, s1, s2], ah[:, s2, s1], out=blocks[:, j])
+        for j, (s1, s2) in enumerate(((0, 0), (0, 1), (1, 1))):  # K + K† + K(0), no temporaries
+            np.conjugate(a[:, s2, s1].swapaxes(-1, -2), out=blocks[:, j])
+            blocks[:, j] += a[:, s1, s2]
             blocks[:, j] += self.h0[s1, s2]
         try:
             if not vectors and self.s_min == 0:
@@ -279,17 +281,18 @@ def hermitian_half(R: np.ndarray, stack: np.ndarray) -> tuple[np.ndarray, np.nda
     """
     index = {tuple(r): i for i, r in enumerate(np.asarray(R, dtype=np.int64).tolist())}
     n = stack.shape[-1]
-    dagger = stack.conj().transpose(0, 2, 1)
     zero = index.get((0, 0, 0))
-    k0 = np.zeros((n, n), dtype=stack.dtype) if zero is None else 0.5 * (stack[zero] + dagger[zero])
+    k0 = np.zeros((n, n), dtype=stack.dtype)
+    if zero is not None:
+        k0 = 0.5 * (stack[zero] + stack[zero].conj().T)
     keys = sorted({max(r, tuple(-x for x in r)) for r in index if r != (0, 0, 0)})
     half = np.zeros((len(keys), n, n), dtype=stack.dtype)
-    for j, r in enumerate(keys):
+    for j, r in enumerate(keys):  # one block's adjoint at a time, not a copy of the stack
         if r in index:
             half[j] += 0.5 * stack[index[r]]
         minus = tuple(-x for x in r)
         if minus in index:
-            half[j] += 0.5 * dagger[index[minus]]
+            half[j] += 0.5 * stack[index[minus]].conj().T
     positive = np.array(keys, dtype=np.int64).reshape(-1, 3)
     return positive, k0, np.ascontiguousarray(half.reshape(len(keys), -1))
 
