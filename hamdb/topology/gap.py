@@ -248,7 +248,7 @@ def band_gap(
     order = np.argsort(scores, axis=0)[:per_target].T.reshape(-1)
     starts = grid[order]
     current = scores[order, target]
-    h = np.tile(0.5 / np.array(n, dtype=float), (len(starts), 1))
+    h = 0.5 / np.array(n, dtype=float)
     active = np.ones(len(starts), dtype=bool)
 
     def evaluate(kpts: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -262,7 +262,7 @@ def band_gap(
         if not active.any():
             break
         idx = np.flatnonzero(active)
-        trial = starts[idx, None, :] + offsets[None, 1:, :] * h[idx, None, :]
+        trial = starts[idx, None, :] + offsets[None, 1:, :] * h
         vals = evaluate(trial.reshape(-1, 3), np.repeat(target[idx], len(offsets) - 1))
         vals = np.concatenate([current[idx, None], vals.reshape(len(idx), -1)], axis=1)
         g, c = quadratic_model(vals, current[idx], offsets, periodic)
@@ -278,17 +278,15 @@ def band_gap(
         # where the model has a minimum near the stencil, probe it: a smooth edge is then
         # reached in one or two rounds instead of a halving step per digit
         probe = ~settled & (np.abs(step).max(axis=1, initial=0.0) <= NEWTON_REACH)
-        jumped = np.zeros(len(idx), dtype=bool)
         if probe.any():
             full = np.zeros((int(probe.sum()), 3))
             full[:, periodic] = step[probe]
-            kp = centre[probe] + full * h[idx[probe]]
+            kp = centre[probe] + full * h
             found = evaluate(kp, target[idx[probe]])
             win = found < current[idx[probe]]
-            jumped[np.flatnonzero(probe)[win]] = True
             starts[idx[probe][win]] = kp[win]
             current[idx[probe][win]] = found[win]
-        h[idx] /= 2
+        h = h / 2
         active[idx[settled]] = False
     best = {}
     for t, name in enumerate(("vbm", "cbm", "direct")):
