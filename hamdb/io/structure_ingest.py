@@ -483,9 +483,10 @@ def _prepared(
     """prepare_unit's results, in order: in this process (`workers` <= 1), else in
     `workers` - 1 worker processes (structure_workers) while this one matches and writes.
 
-    Workers analyse every crystal (off this process); here only those that meet another in
-    their block are. The time this process spent waiting for and unpickling the workers'
-    results goes into `report` ("from workers").
+    Workers find every crystal's reduced lengths (off this process); here only those that
+    meet another in their block get them, and the cells to compare are made here either way.
+    The time this process spent waiting for and unpickling the workers' results goes into
+    `report` ("from workers").
     """
     if workers <= 1:
         yield (

@@ -99,10 +99,11 @@ def prepare(
     """Validate one structure, find its symmetry and serialise it; a ReadFailure says why not.
 
     `structure` may come as a PlainCrystal (what ingest ships to worker processes: cheaper
-    to pickle than a Structure). `analyse` also computes what the identity checks need (the
-    reduced lengths, the primitive cell to compare), off the process that matches: in the
-    workers. `method` is the symmetry search's (structure_symmetry: 'spglib' where moyopy
-    did not finish). `timings` (seconds per stage) is added to.
+    to pickle than a Structure). `analyse` also computes the reduced lengths that the block
+    filters need, off the process that matches: in the workers (the primitive cell to
+    compare is left to that process, which needs it for fewer crystals; the two processes'
+    loads are then about even). `method` is the symmetry search's (structure_symmetry:
+    'spglib' where moyopy did not finish). `timings` (seconds per stage) is added to.
     """
     clock = StageClock(timings)
     checked = _check(structure, source, source_id, clock)
@@ -139,9 +140,8 @@ def _finish(
         composition = structure.composition
         reduced_formula = composition.reduced_formula
         elements = sorted({el.symbol for el in composition.elements})
-    if analyse:
+    if analyse:  # the block filters' numbers; the cell to compare is made where compared
         crystal.prepare()
-        crystal.match_cell()
     clock("symmetry")
     try:
         if plain is not None:  # a plain crystal is rebuilt from its arrays when needed
