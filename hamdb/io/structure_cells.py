@@ -384,7 +384,7 @@ def closest_pair(cell: Cell, cutoff: float) -> tuple[int, int, float] | None:
     reach = tuple(int(r) for r in np.floor(0.5 + cutoff / spacing))
     images = _grid(reach)
     zero = len(images) // 2
-    best = (np.inf, 0, 0)
+    best = (cutoff * cutoff, -1, -1)  # only pairs closer than the cutoff are of interest
     for start in range(0, len(frac), _ROWS):
         rows = np.arange(start, min(start + _ROWS, len(frac)))
         delta = frac[None, :, :] - frac[rows, None, :]
@@ -397,12 +397,11 @@ def closest_pair(cell: Cell, cutoff: float) -> tuple[int, int, float] | None:
             shifted = (delta[:, :, None, :] + images[None, None, :, :]) @ lattice
             distances2 = np.einsum("ijkl,ijkl->ijk", shifted, shifted)
             distances2[rows - start, rows, zero] = np.inf
-        flat = int(np.argmin(distances2))
-        if distances2.flat[flat] < best[0]:
+        if distances2.min() < best[0]:  # rare in a valid cell: only then find the pair
+            flat = int(np.argmin(distances2))
             i, j, _ = np.unravel_index(flat, distances2.shape)
             best = (float(distances2.flat[flat]), int(rows[i]), int(j))
-    distance = math.sqrt(best[0])
-    return (best[1], best[2], distance) if distance < cutoff else None
+    return (best[1], best[2], math.sqrt(best[0])) if best[1] >= 0 else None
 
 
 # -- primitive cell ------------------------------------------------------------------------
