@@ -7,6 +7,11 @@ variant) is a new row sharing that group's `material_id`; one that fits no group
 (`material_id` = its own id). The matching itself, and why it stays fast when a
 formula + space-group block holds thousands of strained variants, is in structure_identity.py.
 
+Each structure is first validated, its symmetry found and its JSON written (structure_prepare):
+in this process, or with `workers` >= 2 in worker processes while this one matches and
+writes (structure_workers). A symmetry search that does not finish is killed and retried
+with spglib, and the structure reported if that fails too (structure_symmetry): never a hang.
+
 Atomicity. Rows are written in batches, one transaction each (structures, their material ids
 and their sources together), so a kill leaves whole batches; a re-run skips every
 (source, source_id) already recorded before doing any work, so it completes the job and adds
