@@ -63,3 +63,21 @@ def test_lowest_states_subset_solver_equals_full_eigh() -> None:
     np.testing.assert_allclose(p, p_all, atol=1e-10)
     w_big, _ = _lowest_states(h, 30)  # above the share: the batched solver
     np.testing.assert_allclose(w_big, w_all[:, :30], atol=1e-12)
+
+
+def test_time_reversal_check_on_the_translations_agrees_with_bloch_sums(
+    gaas_like, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The check on K(R) (spin-block layout, with an overlap) answers as the comparison of
+    H'(k) with H'(−k) on the sparse path does, for a time-reversal-symmetric H and not."""
+    basis = BasisSet("test-spd", {"Ga": (0, 1, 2), "As": (0, 1)}, {"Ga": 3, "As": 5})
+    for symmetric in (True, False):
+        ham = random_hamiltonian(
+            gaas_like, basis, "soc", 5.0, overlap=True, time_reversal=symmetric, seed=5
+        )
+        dense = BandProblem.from_hamiltonian(ham, occupied=8)
+        assert dense.spin_blocks and dense.time_reversal_symmetric is symmetric
+        with monkeypatch.context() as m:
+            m.setattr(kspace, "DENSE_BYTES", 0)
+            sparse = BandProblem.from_hamiltonian(ham, occupied=8)
+            assert sparse.hr is None and sparse.time_reversal_symmetric is symmetric
