@@ -67,6 +67,59 @@ class PlainCrystal:
     properties: dict[str, Any]
     charge: float
 
+    def __getstate__(self) -> tuple[Any, ...]:
+        """The arrays as bytes, and per-site lists that hold one value throughout (the
+        usual: occupancy 1, no label, no properties) as that value once: ingest sends one
+        of these to a worker per structure."""
+        cell, n = self.cell, len(self.symbols)
+        arrays = (
+            np.ascontiguousarray(cell.lattice, dtype=float).tobytes(),
+            np.ascontiguousarray(cell.frac, dtype=float).tobytes(),
+            np.asarray(cell.numbers, dtype=np.int64).tobytes(),
+        )
+        lists = [self.occupancies, self.labels, self.site_properties]
+        packed = [_uniform(values, n) for values in lists]
+        return arrays, self.symbols, packed, self.pbc, self.properties, self.charge
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        (lattice, frac, numbers), symbols, packed, pbc, properties, charge = state
+        n = len(symbols)
+        cell = Cell(
+            np.frombuffer(lattice, dtype=float).reshape(3, 3).copy(),
+            np.frombuffer(frac, dtype=float).reshape(n, 3).copy(),
+            np.frombuffer(numbers, dtype=np.int64).copy(),
+        )
+        occupancies, labels, site_properties = (
+            values if isinstance(values, list) else _repeat(values, n) for values in packed
+        )
+        for name, value in (
+            ("cell", cell),
+            ("symbols", symbols),
+            ("occupancies", occupancies),
+            ("labels", labels),
+            ("site_properties", site_properties),
+            ("pbc", pbc),
+            ("properties", properties),
+            ("charge", charge),
+        ):
+            object.__setattr__(self, name, value)
+
+
+def _uniform(values: list[Any], n: int) -> list[Any] | tuple[str, Any]:
+    """("same", v) if `values` is n times v (same type; an empty dict for properties),
+    else the list itself."""
+    first = values[0] if values else None
+    if isinstance(first, dict) and first:  # a shared dict would be one object n times
+        return values
+    if n and all(type(v) is type(first) and v == first for v in values):
+        return ("same", first)
+    return values
+
+
+def _repeat(packed: tuple[str, Any], n: int) -> list[Any]:
+    value = packed[1]
+    return [{} for _ in range(n)] if isinstance(value, dict) else [value] * n
+
 
 def plain_crystal(structure: Structure) -> PlainCrystal | None:
     """The PlainCrystal of a plain structure (see the module doc), else None."""

@@ -144,3 +144,18 @@ def test_structure_json_is_the_dicts_json():
         if plain is None:
             continue
         assert json.loads(structure_json(plain)) == json.loads(to_json(structure_dict(plain)))
+
+
+def test_plain_crystals_pickle_to_the_same_content():
+    """What ingest sends its workers: labels, occupancy types and site properties kept."""
+    import pickle
+
+    for structure in samples():
+        plain = plain_crystal(structure)
+        if plain is None:
+            continue
+        back = pickle.loads(pickle.dumps(plain))
+        assert structure_json(back) == structure_json(plain)
+        assert [type(o) for o in back.occupancies] == [type(o) for o in plain.occupancies]
+        assert back.labels == plain.labels and back.pbc == plain.pbc
+        assert_same_content(back.site_properties, plain.site_properties)
