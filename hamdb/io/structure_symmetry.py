@@ -147,8 +147,7 @@ def _guarded(lattice: np.ndarray, frac: np.ndarray, numbers: list[int], method: 
 def timeout_reason(seconds: float) -> str:
     """The one-line reason given for a structure whose every search timed out."""
     return (
-        f"symmetry search did not finish within {seconds:g} s (moyopy, then spglib); "
-        "not ingested"
+        f"symmetry search did not finish within {seconds:g} s (moyopy, then spglib); not ingested"
     )
 
 

@@ -44,6 +44,7 @@ AHEAD_BYTES = 64 * 2**20
 #: Deaths of one chunk with no structure to blame before its units are given up.
 _MAX_BLIND_DEATHS = 2
 
+
 def serve(tasks_fd: str, results_fd: str, progress_fd: str, analyse: str, seconds: str) -> None:
     """A worker's loop (run by structure_symmetry.Child): (seq, units, plans) in,
     (seq, [prepare_unit result per unit]) out, until the task pipe closes."""
@@ -112,9 +113,7 @@ class _Worker:
     def _start(self, child: Child) -> None:
         self.child = child
         self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-        self._writer = threading.Thread(
-            target=self._write, args=(child, self._outbox), daemon=True
-        )
+        self._writer = threading.Thread(target=self._write, args=(child, self._outbox), daemon=True)
         self._writer.start()
 
     @staticmethod
