@@ -33,6 +33,26 @@ if TYPE_CHECKING:
     from pymatgen.core import Structure
 
 
+def det3(matrix: np.ndarray) -> float:
+    """The determinant of a 3x3 matrix, in plain floats (numpy's costs more than the sum)."""
+    (a, b, c), (d, e, f), (g, h, i) = matrix.tolist()
+    return a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
+
+
+def inv3(matrix: np.ndarray) -> np.ndarray:
+    """The inverse of a 3x3 matrix by its adjugate, in plain floats (exact for the small
+    integer matrices of basis changes; numpy's LAPACK call costs ~5x more at this size)."""
+    (a, b, c), (d, e, f), (g, h, i) = matrix.tolist()
+    cofactors = (e * i - f * h, f * g - d * i, d * h - e * g)
+    det = a * cofactors[0] + b * cofactors[1] + c * cofactors[2]
+    adjugate = [
+        [cofactors[0], c * h - b * i, b * f - c * e],
+        [cofactors[1], a * i - c * g, c * d - a * f],
+        [cofactors[2], b * g - a * h, a * e - b * d],
+    ]
+    return np.array(adjugate, dtype=float) / det
+
+
 @dataclass(frozen=True, eq=False)
 class Cell:
     """A periodic crystal: `lattice` rows are the cell vectors (Å), `frac` the fractional
@@ -48,7 +68,7 @@ class Cell:
     @property
     def volume(self) -> float:
         """Cell volume (Å³)."""
-        return abs(float(np.linalg.det(self.lattice)))
+        return abs(det3(self.lattice))
 
 
 @dataclass(frozen=True, eq=False)
@@ -351,7 +371,7 @@ def _grid(bounds: tuple[int, int, int]) -> np.ndarray:
 def lattice_points(lattice: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
     """(integer coefficients (m, 3), vectors (m, 3)) of every nonzero lattice vector no
     longer than `radius` (Å), exactly: coefficient i is bounded by radius · |b*_i|."""
-    reciprocal = np.linalg.inv(lattice)  # columns are the dual basis
+    reciprocal = inv3(lattice)  # columns are the dual basis
     bounds = np.floor(radius * np.sqrt(np.sum(reciprocal**2, axis=0)) + 1e-9).astype(int)
     grid = _grid(tuple(int(b) for b in bounds))
     vectors = grid @ lattice
@@ -407,7 +427,7 @@ def minima_basis(lattice: np.ndarray) -> Minima:
             chosen.append(int(index))
             break
     transform = coefficients[chosen] @ start
-    if np.linalg.det(transform) < 0:
+    if det3(transform) < 0:
         transform[2] *= -1
     lengths = np.sqrt(lengths2[chosen])
     # Vectors come in ± pairs: a shell holding more than two makes the basis one of several.
@@ -428,12 +448,12 @@ def closest_pair(cell: Cell, cutoff: float) -> tuple[int, int, float] | None:
     # |frac component + image| <= cutoff / (plane spacing) bounds the images to look at; a
     # skewed basis is reduced first only if that leaves more than the nearest image.
     lattice, frac = cell.lattice, cell.frac
-    spacing = 1.0 / np.sqrt(np.sum(np.linalg.inv(lattice) ** 2, axis=0))
+    spacing = 1.0 / np.sqrt(np.sum(inv3(lattice) ** 2, axis=0))
     if np.any(cutoff / spacing >= 0.5):
         transform = _reduce(lattice)
         lattice = transform @ lattice
-        frac = frac @ np.linalg.inv(transform)
-        spacing = 1.0 / np.sqrt(np.sum(np.linalg.inv(lattice) ** 2, axis=0))
+        frac = frac @ inv3(transform)
+        spacing = 1.0 / np.sqrt(np.sum(inv3(lattice) ** 2, axis=0))
     reach = tuple(int(r) for r in np.floor(0.5 + cutoff / spacing))
     images = _grid(reach)
     zero = len(images) // 2
@@ -472,7 +492,7 @@ def primitive_cell(
     if n % n_primitive:
         return None
     lattice = linear.T @ cell.lattice
-    frac = cell.frac @ np.linalg.inv(linear.T)
+    frac = cell.frac @ inv3(linear.T)
     frac -= np.floor(frac)
     if n == n_primitive:
         return Cell(lattice, frac, cell.numbers)

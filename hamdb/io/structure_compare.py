@@ -47,7 +47,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hamdb.io.structure_cells import TIE, Cell, Minima, lattice_points
+from hamdb.io.structure_cells import TIE, Cell, Minima, det3, inv3, lattice_points
 
 #: Fractions of the matcher's tolerances inside which True is certain, and above which
 #: (relative) False is: for displacements (our primitive cell averages merged atoms a little
@@ -88,6 +88,18 @@ def _angles(basis: np.ndarray) -> np.ndarray:
     return np.degrees(np.arccos(np.clip(cosines, -1.0, 1.0)))
 
 
+def _basis_angles(basis: np.ndarray) -> np.ndarray:
+    """`_angles` of one basis, in plain floats (a numpy call per step costs more)."""
+    rows = basis.tolist()
+    lengths = [math.sqrt(sum(x * x for x in row)) for row in rows]
+    out = []
+    for i, j in ((1, 2), (0, 2), (0, 1)):
+        dot = sum(x * y for x, y in zip(rows[i], rows[j], strict=True))
+        cosine = min(1.0, max(-1.0, dot / (lengths[i] * lengths[j])))
+        out.append(math.degrees(math.acos(cosine)))
+    return np.array(out)
+
+
 class MatchCell:
     """A primitive cell in its successive-minima basis, atoms sorted by atomic number, with
     what every comparison needs computed once."""
@@ -114,12 +126,12 @@ class MatchCell:
         self.basis = transform @ primitive.lattice
         self.lengths = minima.lengths
         self.tied = minima.tied
-        self.angles = _angles(self.basis)
+        self.angles = _basis_angles(self.basis)
         order = np.argsort(primitive.numbers, kind="stable")
-        frac = primitive.frac[order] @ np.linalg.inv(transform)
+        frac = primitive.frac[order] @ inv3(transform)
         self.frac = frac - np.floor(frac)
         self.numbers = primitive.numbers[order]
-        self.volume = abs(float(np.linalg.det(self.basis)))
+        self.volume = abs(det3(self.basis))
         #: +inf where the species differ: added to squared distances, it forbids the pair.
         self.forbidden = np.where(self.numbers[:, None] == self.numbers[None, :], 0.0, np.inf)
         numbers = self.numbers.tolist()
