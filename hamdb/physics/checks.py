@@ -4,7 +4,7 @@
 (the edge (i, j, R1, R2, R3), the site, the largest deviation): block sizes against the basis,
 site indices, duplicate edges, finiteness, on-site blocks present, every edge's reverse present,
 and hermiticity H_ij(R) = H_ji(−R)† (and the same for S). Everything is vectorised over the flat
-arrays; nothing loops per matrix element.
+arrays; nothing loops per matrix element, and finiteness is read off the hermiticity pass.
 """
 
 from __future__ import annotations
@@ -48,17 +48,24 @@ def _hermiticity_deviation(
     """Per edge the largest |M_ab(e) − conj(M_ba(rev e))|; a block whose reverse edge is
     missing counts as its largest |M_ab(e)| (the missing block is zero).
 
-    Edges are taken in groups of equal block shape, each gathered as one (n, rows, cols) stack
-    and compared with its partners' stack transposed: two gathers per group instead of a
-    handful of index arrays as long as the flat array.
+    Each pair (e, rev e) is compared once (e ≤ rev e; the pair's deviation is the same from
+    both sides) and both edges get its value. Edges are taken in groups of equal block shape,
+    each gathered as one (n, rows·cols) stack and compared with its partners' stack
+    transposed, in place. With every reverse edge present, every element of `flat` enters
+    exactly one comparison, so a non-finite element makes its edge's deviation non-finite
+    (NaN or inf): `check_hamiltonian` uses that as its finiteness test.
     """
     worst = np.zeros(len(rows))
     if not len(rows):
         return worst
     starts = offsets[:-1]
-    shapes, group = np.unique(np.stack([rows, cols], axis=1), axis=0, return_inverse=True)
+    first = np.flatnonzero((rev < 0) | (np.arange(len(rows)) <= rev))
+    shapes, group = np.unique(
+        np.stack([rows[first], cols[first]], axis=1), axis=0, return_inverse=True
+    )
+    group = group.reshape(-1)
     for g, (r, c) in enumerate(shapes):
-        members = np.flatnonzero(group.reshape(-1) == g)
+        members = first[group == g]
         r, c = int(r), int(c)
         block = flat[starts[members, None] + np.arange(r * c)]
         partner_edge = rev[members]
@@ -66,8 +73,15 @@ def _hermiticity_deviation(
         # the reverse block has shape (c, r): its element (b, a) sits at b·r + a
         transposed = (np.arange(r)[:, None] + r * np.arange(c)[None, :]).reshape(-1)
         partner = flat[starts[np.where(has, partner_edge, 0), None] + transposed]
-        partner[~has] = 0.0
-        worst[members] = np.abs(block - np.conj(partner)).max(axis=1, initial=0.0)
+        if not has.all():
+            partner[~has] = 0.0
+        if np.iscomplexobj(partner):
+            np.conjugate(partner, out=partner)
+        with np.errstate(invalid="ignore", over="ignore"):  # non-finite: reported by the caller
+            np.subtract(block, partner, out=block)
+        dev = np.abs(block).max(axis=1, initial=0.0)
+        worst[members] = dev
+        worst[partner_edge[has]] = dev[has]
     return worst
 
 
@@ -132,6 +146,10 @@ def check_hamiltonian(ham: Hamiltonian, herm_tol: float = 1e-6, s_tol: float | N
     herm_tol). Checks, in order: edge indices, block sizes against the basis, duplicate
     edges, finiteness, on-site blocks, reverse edges, hermiticity. A spinless Hamiltonian may
     be complex (e.g. a Haldane model); spin "soc" blocks are complex spinor blocks.
+
+    Finiteness and hermiticity share one pass over each flat array (each pair of blocks
+    compared once); a separate finiteness scan runs only to name the edge of a non-finite
+    value, or when a reverse edge is missing.
     """
     s_tol = herm_tol if s_tol is None else s_tol
     rows, cols = _layout(ham)
@@ -141,15 +159,22 @@ def check_hamiltonian(ham: Hamiltonian, herm_tol: float = 1e-6, s_tol: float | N
         if (counts > 1).any():
             e = int(first[np.argmax(counts > 1)])
             raise HamiltonianError(f"edge {_edge_str(edges[e])} appears more than once")
-    for what, flat, offsets in (("H", ham.h, ham.offsets), ("S", ham.s, ham.s_offsets)):
-        if flat is None or offsets is None:
-            continue
-        bad = np.flatnonzero(~np.isfinite(flat))
-        if bad.size:
-            e = int(np.searchsorted(offsets, bad[0], side="right") - 1)
-            raise HamiltonianError(
-                f"{what} block of edge {_edge_str(edges[e])} has {bad.size} non-finite values"
-            )
+    rev = reverse_edges(edges)
+    complete = bool((rev >= 0).all())
+    devs: dict[str, np.ndarray] = {}
+    if complete:
+        # One pass per array gives hermiticity and finiteness: every element enters exactly
+        # one comparison, so a non-finite element makes its edge's deviation non-finite.
+        for what, flat, offsets, ns in (
+            ("H", ham.h, ham.offsets, 1),
+            ("S", ham.s, ham.s_offsets, ham.n_spin),
+        ):
+            if flat is not None and offsets is not None:
+                devs[what] = _hermiticity_deviation(flat, offsets, rows // ns, cols // ns, rev)
+    if not complete or not all(np.isfinite(d).all() for d in devs.values()):
+        # names the first non-finite value's edge; if all values are finite, a deviation
+        # overflowed (values beyond the dtype's range) and the hermiticity test below fails
+        _check_finite(ham)
     onsite = (edges[:, 0] == edges[:, 1]) & (edges[:, 2:5] == 0).all(axis=1)
     have = np.zeros(len(ham.structure), dtype=bool)
     have[edges[onsite, 0]] = True
@@ -159,7 +184,6 @@ def check_hamiltonian(ham: Hamiltonian, herm_tol: float = 1e-6, s_tol: float | N
             f"site {int(missing[0])} ({ham.species[int(missing[0])]}) has no on-site block "
             f"(i, i, 0, 0, 0) ({missing.size} sites missing one)"
         )
-    rev = reverse_edges(edges)
     lonely = np.flatnonzero(rev < 0)
     if lonely.size:
         e = int(lonely[0])
@@ -168,17 +192,25 @@ def check_hamiltonian(ham: Hamiltonian, herm_tol: float = 1e-6, s_tol: float | N
             f"edge {_edge_str(edges[e])} has no reverse edge (i={j}, j={i}, "
             f"R=({-r[0]}, {-r[1]}, {-r[2]})) ({lonely.size} edges lack one)"
         )
-    for what, flat, offsets, tol, ns in (
-        ("H", ham.h, ham.offsets, herm_tol, 1),
-        ("S", ham.s, ham.s_offsets, s_tol, ham.n_spin),
-    ):
-        if flat is None or offsets is None:
-            continue
-        dev = _hermiticity_deviation(flat, offsets, rows // ns, cols // ns, rev)
-        if dev.size and dev.max() > tol:
+    for what, tol in (("H", herm_tol), ("S", s_tol)):
+        dev = devs.get(what)
+        if dev is not None and dev.size and dev.max() > tol:
             e = int(np.argmax(dev))
             unit = " eV" if what == "H" else ""
             raise HamiltonianError(
                 f"{what} is not Hermitian: |{what}_ij(R) - {what}_ji(-R)^†| = "
                 f"{dev[e]:.3g}{unit} > {tol:g} at edge {_edge_str(edges[e])}"
+            )
+
+
+def _check_finite(ham: Hamiltonian) -> None:
+    """HamiltonianError naming the edge of the first non-finite value of H or S, if any."""
+    for what, flat, offsets in (("H", ham.h, ham.offsets), ("S", ham.s, ham.s_offsets)):
+        if flat is None or offsets is None:
+            continue
+        bad = np.flatnonzero(~np.isfinite(flat))
+        if bad.size:
+            e = int(np.searchsorted(offsets, bad[0], side="right") - 1)
+            raise HamiltonianError(
+                f"{what} block of edge {_edge_str(ham.edges[e])} has {bad.size} non-finite values"
             )

@@ -102,3 +102,52 @@ def test_duplicate_edge(ham):
     edges[e] = edges[e - 1]
     with pytest.raises(HamiltonianError, match="more than once"):
         check_hamiltonian(rebuilt(ham, edges=edges))
+
+
+def _edge_re(ham: Hamiltonian, e: int) -> str:
+    return ", ".join(str(int(x)) for x in ham.edges[e, 2:])
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_every_non_finite_value_is_caught(ham, value):
+    """Finiteness is read off the pairwise hermiticity pass: a non-finite value anywhere (an
+    on-site block, either edge of a pair, H or S, real or imaginary part) is still named."""
+    rev = reverse_edges(ham.edges)
+    onsite = int(
+        np.flatnonzero((ham.edges[:, 0] == ham.edges[:, 1]) & (rev == np.arange(len(rev))))[0]
+    )
+    lo = int(next(e for e in range(ham.n_edges) if e < rev[e]))
+    for what, e in (("H", onsite), ("H", lo), ("H", int(rev[lo])), ("S", lo), ("S", int(rev[lo]))):
+        flat = (ham.h if what == "H" else ham.s).copy()
+        offsets = ham.offsets if what == "H" else ham.s_offsets
+        k = int(offsets[e + 1]) - 1  # the block's last value
+        flat[k] = value
+        if what == "H" and np.iscomplexobj(flat):
+            flat[k] = 1.0 + 1j * value if value == value else complex(1.0, np.nan)
+        bad = rebuilt(ham, **({"h": flat} if what == "H" else {"s": flat}))
+        with pytest.raises(
+            HamiltonianError, match=rf"{what} block .*R=\({_edge_re(ham, e)}\)\) has 1 non"
+        ):
+            check_hamiltonian(bad)
+
+
+def test_pairwise_deviation_is_symmetric(ham):
+    """Both edges of a pair report the pair's deviation (each pair is compared once)."""
+    h = ham.h.copy()
+    rev = reverse_edges(ham.edges)
+    e = int(next(e for e in range(ham.n_edges) if e < rev[e]))
+    h[ham.offsets[rev[e]]] += 0.25
+    bad = rebuilt(ham, h=h)
+    assert hermiticity_error(bad) == pytest.approx(0.25)
+    with pytest.raises(HamiltonianError, match=r"0\.25 eV"):
+        check_hamiltonian(bad)
+
+
+def test_overflowing_deviation_is_not_hermitian(ham):
+    h = ham.h.astype(np.complex64 if np.iscomplexobj(ham.h) else np.float32)
+    rev = reverse_edges(ham.edges)
+    e = int(next(e for e in range(ham.n_edges) if e < rev[e]))
+    h[ham.offsets[e]] = 3e38
+    h[ham.offsets[rev[e]]] = -3e38
+    with pytest.raises(HamiltonianError, match=r"not Hermitian.*inf eV"):
+        check_hamiltonian(rebuilt(ham, h=h))
