@@ -24,6 +24,8 @@ from hamdb.errors import StoreError
 
 JSON_ATTRS_KEY = "_json_attrs"
 COMPRESSIONS = ("gzip", "lzf", None)
+#: One filter for every array, or one per array name (names not listed: uncompressed).
+Compression = str | None | Mapping[str, str | None]
 #: Elements per chunk of a compressed array (along its first axis): h5py's automatic chunks
 #: are ~40 KB for a 1-D array, and per-chunk filter overhead then costs ~25% of the write.
 CHUNK_ELEMENTS = 2**18
@@ -84,28 +86,43 @@ def _decode_attr(value: Any) -> Any:
     return value
 
 
+def check_compression(compression: Compression) -> str | dict[str, str | None] | None:
+    """`compression` as write_arrays uses it (a mapping becomes a dict); StoreError for an
+    unknown filter."""
+    if isinstance(compression, Mapping):
+        per_array = dict(compression)
+        for filt in per_array.values():
+            check_compression(filt)
+        return per_array
+    if compression not in COMPRESSIONS:
+        raise StoreError(f"unknown compression {compression!r}; use one of {COMPRESSIONS}")
+    return compression
+
+
 def write_arrays(
     path: Path,
     arrays: Mapping[str, np.ndarray],
     attrs: Mapping[str, Any],
     *,
-    compression: str | None = "gzip",
+    compression: Compression = "gzip",
 ) -> None:
     """Write `arrays` and `attrs` to a new HDF5 file at `path` (overwriting it).
 
+    compression: one filter for all arrays, or a mapping array name -> filter (arrays not
+    named are stored uncompressed), e.g. {"h": "lzf"}: compress only what pays for its time.
     Not atomic by itself: the store writes to a temporary name and renames.
     """
-    if compression not in COMPRESSIONS:
-        raise StoreError(f"unknown compression {compression!r}; use one of {COMPRESSIONS}")
+    filters = check_compression(compression)
     with h5py.File(path, "w", libver="latest") as f:
         for name in sorted(arrays):
             check_array_name(name)
             data = little_endian(arrays[name])
             options: dict[str, Any] = {}
-            if data.ndim > 0 and data.size > 0 and compression is not None:
+            filt = filters.get(name) if isinstance(filters, dict) else filters
+            if data.ndim > 0 and data.size > 0 and filt is not None:
                 rows = max(1, min(data.shape[0], CHUNK_ELEMENTS // max(1, data[:1].size)))
-                options = {"chunks": (rows, *data.shape[1:]), "compression": compression}
-                if compression == "gzip":
+                options = {"chunks": (rows, *data.shape[1:]), "compression": filt}
+                if filt == "gzip":
                     options.update(compression_opts=4, shuffle=True)
             f.create_dataset(name, data=data, **options)
         json_keys = []

@@ -33,7 +33,14 @@ from typing import Any
 import numpy as np
 
 from hamdb.errors import StoreError
-from hamdb.store.hdf5_file import check_array_name, little_endian, read_arrays, write_arrays
+from hamdb.store.hdf5_file import (
+    Compression,
+    check_array_name,
+    check_compression,
+    little_endian,
+    read_arrays,
+    write_arrays,
+)
 
 SUFFIX = ".h5"
 TEMP_MARK = ".tmp-"
@@ -91,8 +98,9 @@ class HamiltonianStore:
     `Hamiltonian` to and from the arrays of DESIGN.md §3 (edges, offsets, h, s, s_offsets).
     """
 
-    def __init__(self, root: Path | str, *, compression: str | None = "gzip") -> None:
+    def __init__(self, root: Path | str, *, compression: Compression = "gzip") -> None:
         self.root = Path(root)
+        check_compression(compression)
         self.compression = compression
 
     def __repr__(self) -> str:
@@ -114,12 +122,12 @@ class HamiltonianStore:
         attrs: Mapping[str, Any],
         *,
         sha256: str | None = None,
-        compression: str | _Default | None = DEFAULT,
+        compression: Compression | _Default = DEFAULT,
     ) -> tuple[str, str]:
         """Store `arrays` with `attrs`; return (uri, sha256). Durable when it returns.
 
         sha256: the caller's `sha256_of_arrays(arrays)` if it has it (hashed once, not twice);
-        compression: this file's filter instead of the store's.
+        compression: this file's filter (or {array name: filter}) instead of the store's.
         """
         return self.put_many([(arrays, attrs, sha256)], compression=compression)[0]
 
@@ -127,7 +135,7 @@ class HamiltonianStore:
         self,
         items: Sequence[tuple[Mapping[str, np.ndarray], Mapping[str, Any], str | None]],
         *,
-        compression: str | _Default | None = DEFAULT,
+        compression: Compression | _Default = DEFAULT,
     ) -> list[tuple[str, str]]:
         """Store many (arrays, attrs, sha256 or None); return their (uri, sha256) in order.
 
@@ -136,6 +144,7 @@ class HamiltonianStore:
         """
         if isinstance(compression, _Default):
             compression = self.compression
+        check_compression(compression)  # before any file is written
         out: list[tuple[str, str]] = []
         pending: dict[str, tuple[Path, Path]] = {}  # sha -> (temp, final), one per content
         try:

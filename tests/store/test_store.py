@@ -187,3 +187,28 @@ def test_put_keeps_its_compression_per_call(tmp_path):
     lzf, _ = store.put(soc_arrays(2), ATTRS, compression="lzf")
     with h5py.File(store.path(gz)) as f, h5py.File(store.path(lzf)) as g:
         assert f["h"].compression == "gzip" and g["h"].compression == "lzf"
+
+
+def test_per_array_compression_round_trips_and_verifies(tmp_path):
+    """{"h": "lzf"}: h compressed, every other array contiguous; same content, same sha."""
+    import h5py
+
+    store = HamiltonianStore(tmp_path)
+    arrays = soc_arrays(4)
+    uri, sha = store.put(arrays, ATTRS, compression={"h": "lzf"})
+    assert sha == sha256_of_arrays(arrays)
+    with h5py.File(store.path(uri)) as f:
+        assert f["h"].compression == "lzf"
+        assert all(f[n].compression is None for n in ("s", "edges", "offsets", "s_offsets"))
+    back, _ = store.get(uri, verify=True)
+    for name, value in arrays.items():
+        assert back[name].tobytes() == value.tobytes()
+
+
+def test_unknown_filter_in_a_mapping_writes_nothing(tmp_path):
+    store = HamiltonianStore(tmp_path)
+    with pytest.raises(StoreError, match="unknown compression 'zstd'"):
+        store.put(soc_arrays(5), ATTRS, compression={"h": "lzf", "s": "zstd"})
+    assert list(store.iter_files()) == [] and list(store.iter_temp_files()) == []
+    with pytest.raises(StoreError, match="unknown compression"):
+        HamiltonianStore(tmp_path, compression="zstd")
