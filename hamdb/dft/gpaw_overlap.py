@@ -18,6 +18,11 @@ structure at once in numpy instead of one Python call per displacement.
 
 What is cached (per process): each element's PAW setup (per element, basis, xc and grid
 spacing, which sets GPAW's projector filter) and the expansion tables of each element pair.
+The element data and pair tables are also cached on disk (`disk_cache_dir()`, one pickle per
+entry written atomically, keyed by GPAW's version, element(s), basis, xc, grid spacing,
+Fourier radius and the sha256 of the setup and basis files), so a new worker or a new element
+set does not rebuild them; a spline read back is GPAW's own (its pickled samples), and S is
+bitwise the same as without the cache (tested).
 GPAW's Fourier grid depends on the largest cut-off among the structure's elements (its
 `FourierTransformer(rcut=max)`), and the tables change with it by up to 1e-2 (Pb–S with and
 without Ba in the cell), so tables are keyed by that radius too: S stays GPAW's to rounding.
@@ -28,9 +33,15 @@ touch one projector sphere), the same edges and values as a DFT run's S(R) (test
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import pickle
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -50,6 +61,8 @@ FOURIER_POINTS = 2**10
 SPLINE_FLOOR = 1e-10
 #: Element sets (pair tables) kept per process.
 CACHE_SIZE = 64
+#: Version of the on-disk cache entries' pickled form (part of every key).
+DISK_CACHE_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -130,12 +143,17 @@ def _setup(symbol: str, basis: str, xc: str, grid_spacing_ang: float) -> Any:
 
 @cache
 def element_data(symbol: str, basis: str, xc: str, grid_spacing_ang: float) -> ElementData:
-    """The setup of `symbol` reduced to what the overlap needs (cached per process)."""
+    """The setup of `symbol` reduced to what the overlap needs (cached per process and on
+    disk)."""
+    path = _disk_path("element", symbol, basis, xc, grid_spacing_ang, _sources(symbol, basis, xc))
+    cached = _disk_load(path)
+    if isinstance(cached, ElementData):
+        return cached
     gpaw_basis([symbol], basis, xc)  # DFTError naming the element if GPAW lacks it
     setup = _setup(symbol, basis, xc, grid_spacing_ang)
     orbital_ls = tuple(int(f.get_angular_momentum_number()) for f in setup.basis_functions_J)
     index, sign = orbital_map(orbital_ls)
-    return ElementData(
+    data = ElementData(
         symbol=symbol,
         orbital_ls=orbital_ls,
         projector_ls=tuple(int(ell) for ell in setup.l_j),
@@ -147,6 +165,8 @@ def element_data(symbol: str, basis: str, xc: str, grid_spacing_ang: float) -> E
         design_index=index,
         design_sign=sign,
     )
+    _disk_save(path, data)
+    return data
 
 
 def _fourier_radius(elements: Sequence[ElementData]) -> float:
@@ -173,7 +193,25 @@ def pair_table(
     a: str, kind_a: str, b: str, radius: float, basis: str, xc: str, h: float
 ) -> PairTable:
     """Expansion table of ⟨f_a|φ_b⟩, f the orbitals ("phit") or projectors ("pt") of a, on
-    GPAW's Fourier grid of radius `radius` (Bohr); cached per process."""
+    GPAW's Fourier grid of radius `radius` (Bohr); cached per process and on disk."""
+    path = _disk_path(
+        "pair", a, kind_a, b, radius, basis, xc, h, _sources(a, basis, xc), _sources(b, basis, xc)
+    )
+    cached = _disk_load(path)
+    if cached is not None:
+        try:
+            return _table_from_state(cached)
+        except Exception:  # an entry of another layout: rebuilt below
+            pass
+    table = _build_pair_table(a, kind_a, b, radius, basis, xc, h)
+    _disk_save(path, _table_state(table))
+    return table
+
+
+def _build_pair_table(
+    a: str, kind_a: str, b: str, radius: float, basis: str, xc: str, h: float
+) -> PairTable:
+    """`pair_table` computed with GPAW (no cache)."""
     from gpaw.lcao.overlap import FourierTransformer, TwoSiteOverlapCalculator
 
     la_j, fa = _transforms(a, kind_a, radius, basis, xc, h)
@@ -197,6 +235,100 @@ def pair_table(
                 )
             )
     return PairTable((int(starts_a[-1]), int(starts_b[-1])), tuple(terms))
+
+
+def _table_state(table: PairTable) -> tuple[Any, ...]:
+    """A picklable form of `table`: GPAW's C splines wrapped in `gpaw.spline.Spline`, which
+    pickles its samples and rebuilds the same spline."""
+    from gpaw.spline import Spline
+
+    terms = tuple(
+        (t.rows, t.cols, t.la, t.lb, tuple((ell, Spline(sp)) for ell, sp in t.splines))
+        for t in table.terms
+    )
+    return (DISK_CACHE_FORMAT, table.shape, terms)
+
+
+def _table_from_state(state: tuple[Any, ...]) -> PairTable:
+    version, shape, terms = state
+    if version != DISK_CACHE_FORMAT:
+        raise ValueError(f"disk cache entry of format {version}")
+    return PairTable(
+        tuple(shape),
+        tuple(
+            _Term(rows, cols, la, lb, tuple((int(ell), sp.spline) for ell, sp in splines))
+            for rows, cols, la, lb, splines in terms
+        ),
+    )
+
+
+# -- on-disk cache ---------------------------------------------------------------------------
+def disk_cache_dir() -> Path | None:
+    """Folder of the on-disk table cache: $HAMDB_CACHE_DIR/gpaw-overlap if set (empty or
+    "off": no disk cache), else $XDG_CACHE_HOME/hamdb/gpaw-overlap (default ~/.cache)."""
+    env = os.environ.get("HAMDB_CACHE_DIR")
+    if env is not None:
+        return None if env.strip().lower() in ("", "off") else Path(env) / "gpaw-overlap"
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "hamdb" / "gpaw-overlap"
+
+
+@cache
+def _sources(symbol: str, basis: str, xc: str) -> str | None:
+    """sha256 of the element's PAW setup and basis files as GPAW reads them (unzipped), or
+    None when GPAW finds no such file (then nothing of this element is cached on disk)."""
+    from gpaw.setup_data import search_for_file
+
+    digest = hashlib.sha256()
+    for name in (f"{symbol}.{xc}", f"{symbol}.{basis}.basis"):
+        try:
+            _, source = search_for_file(name)
+        except (RuntimeError, OSError):
+            return None
+        if not source:
+            return None
+        digest.update(name.encode() + b"\0" + source)
+    return digest.hexdigest()
+
+
+def _disk_path(kind: str, *key: Any) -> Path | None:
+    """The cache file of an entry, or None (no cache folder, or a source file not found)."""
+    folder = disk_cache_dir()
+    if folder is None or any(k is None for k in key):
+        return None
+    import gpaw
+
+    parts = [float(k).hex() if isinstance(k, float) else k for k in key]
+    text = json.dumps([DISK_CACHE_FORMAT, gpaw.__version__, kind, *parts])
+    return folder / f"{kind}-{key[0]}-{hashlib.sha256(text.encode()).hexdigest()[:40]}.pkl"
+
+
+def _disk_load(path: Path | None) -> Any:
+    """The pickled entry at `path`, or None if absent or unreadable (then it is rebuilt)."""
+    if path is None:
+        return None
+    try:
+        with path.open("rb") as f:
+            return pickle.load(f)  # the user's own cache folder
+    except Exception:  # missing, truncated or stale: rebuild
+        return None
+
+
+def _disk_save(path: Path | None, value: Any) -> None:
+    """Write `value` at `path` atomically (temp file, fsync, rename); an unwritable cache
+    folder is skipped silently (the cache only saves time)."""
+    if path is None:
+        return
+    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with temp.open("wb") as f:
+            pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+    except OSError:
+        temp.unlink(missing_ok=True)
 
 
 # -- evaluation -----------------------------------------------------------------------------

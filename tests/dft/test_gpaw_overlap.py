@@ -115,3 +115,62 @@ def test_tables_depend_on_the_element_set_so_the_cache_keys_on_it() -> None:
     assert np.abs(tables["PbS"] - tables["BaPbS"]).max() > 1e-6
     again = gpaw_overlap.exact_overlap(structure)
     assert np.array_equal(again.s, alone.s)
+
+
+_MEMORY_CACHES = (
+    gpaw_overlap.element_data,
+    gpaw_overlap.pair_table,
+    gpaw_overlap._transforms,
+    gpaw_overlap._setup,
+)
+
+
+def _clear_memory_caches() -> None:
+    for f in _MEMORY_CACHES:
+        f.cache_clear()
+
+
+def test_disk_cache_gives_bitwise_the_same_overlap(tmp_path, monkeypatch) -> None:
+    """A process with an empty memory cache reads GPAW's tables from disk instead of building
+    them (no setup, no Fourier transform) and gets S bitwise equal to the uncached path."""
+    structure = skewed_pbs()
+    monkeypatch.setenv("HAMDB_CACHE_DIR", "off")
+    _clear_memory_caches()
+    uncached = gpaw_overlap.exact_overlap(structure)
+    assert gpaw_overlap.disk_cache_dir() is None
+
+    monkeypatch.setenv("HAMDB_CACHE_DIR", str(tmp_path))
+    _clear_memory_caches()
+    first = gpaw_overlap.exact_overlap(structure)  # builds and writes the entries
+    folder = tmp_path / "gpaw-overlap"
+    entries = sorted(p.name for p in folder.iterdir())
+    assert [n for n in entries if n.startswith(".")] == []  # no temporary file left
+    assert sum(n.startswith("element-") for n in entries) == 2
+    assert sum(n.startswith("pair-") for n in entries) >= 4
+
+    _clear_memory_caches()
+
+    def no_gpaw(*args, **kwargs):
+        raise AssertionError("built from GPAW despite the disk cache")
+
+    monkeypatch.setattr(gpaw_overlap, "_setup", no_gpaw)
+    monkeypatch.setattr(gpaw_overlap, "_build_pair_table", no_gpaw)
+    from_disk = gpaw_overlap.exact_overlap(structure)
+    for out in (first, from_disk):
+        assert np.array_equal(out.edges, uncached.edges)
+        assert np.array_equal(out.s_offsets, uncached.s_offsets)
+        assert out.s.tobytes() == uncached.s.tobytes()
+    _clear_memory_caches()
+
+
+def test_damaged_disk_entry_is_rebuilt(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("HAMDB_CACHE_DIR", str(tmp_path))
+    _clear_memory_caches()
+    structure = skewed_pbs()
+    first = gpaw_overlap.exact_overlap(structure)
+    for path in (tmp_path / "gpaw-overlap").iterdir():
+        path.write_bytes(b"not a pickle")
+    _clear_memory_caches()
+    again = gpaw_overlap.exact_overlap(structure)
+    assert again.s.tobytes() == first.s.tobytes()
+    _clear_memory_caches()
