@@ -93,7 +93,7 @@ def test_a_prediction_carries_the_insulator_gap_error_as_its_uncertainty() -> No
     predictor = Predictor.shipped()
     metrics = predictor.metrics
     assert UNCERTAINTY_METRICS[0] in metrics
-    assert metrics["insulator_gap_mae_filtered_ev"] > 10 * metrics["gap_mae_ev"]
+    assert metrics["insulator_gap_mae_filtered_ev"] > metrics["gap_mae_ev"]
     structure = Structure(Lattice.cubic(6.46), ["Pb", "Te"], [[0, 0, 0], [0.5, 0.5, 0.5]])
     (ham,) = predictor.predict([structure])
     assert ham.uncertainty_ev == metrics["insulator_gap_mae_filtered_ev"]
