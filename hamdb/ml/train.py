@@ -13,6 +13,7 @@ i.e. the part of H_pred − H_dft orthogonal to S, and L = ⟨|r|^p⟩. ΔE_g is
 loss is exactly invariant under H_pred → H_pred + c·S, so its true gradient has no component
 along S; for MSE a detached ΔE gives the same gradient (∂L/∂ΔE = 0 at the least-squares ΔE),
 for MAE it would push the prediction along S, a direction the loss cannot see.
+The band term (below) still sees ΔE (it shifts every band); it is off by default.
 Optional band term (`band_weight` > 0, frames from `hamdb.ml.band_loss`): + band_weight · B
 with B = √L_band (eV, the RMS band-error bound) for MAE and L_band (eV²) for MSE, where L_band is
 the orthogonal-frame loss ‖W_k†(H_pred(k) − H_dft(k))W_k‖²/m at a few k per structure.
@@ -63,7 +64,11 @@ class TrainConfig:
     band_kpoints: int = 4  # random k per structure (plus Γ) of the band term
     band_window: int | None = None  # bands above the occupied ones in W (None: all kept)
     band_mode: str = "frame"  # "frame": ‖W†ΔHW‖²; "diagonal": first-order eigenvalue shifts
-    shift_invariant: bool = False  # non-SOC loss blind to a per-structure ΔE·S (module doc)
+    # Non-SOC loss blind to a per-structure ΔE·S (module doc); graphs then need `s_<l1><l2>`.
+    # Off by default: fine-tuning hamdb-small with it cut the held-out band-shape error by a
+    # quarter, but the test insulator stayed gapless where the plain loss opened its gap
+    # (models/hamdb-small/MODEL_CARD.md, "Zero-point-free loss").
+    shift_invariant: bool = False
     init_from: str | None = None  # registry version whose part of this kind is fine-tuned
     model: dict[str, Any] = field(default_factory=dict)
 
