@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from hamdb.cli.options import echo_json, json_option, pass_project, s_min_option
+from hamdb.cli.options import echo_json, json_option, pass_project, predicted_s_min_option
 from hamdb.config import Project
 
 
@@ -30,7 +30,7 @@ from hamdb.config import Project
 )
 @click.option("--limit", type=click.IntRange(1), default=None, help="--pending: at most K.")
 @click.option("--screen", is_flag=True, help="--pending: gap and Z2 of each batch too.")
-@s_min_option
+@predicted_s_min_option
 @click.option("--lease", type=click.FloatRange(5), default=120.0, help="--pending: lease (s).")
 @json_option
 @pass_project

@@ -21,7 +21,7 @@ def settings_options(func):  # type: ignore[no-untyped-def]
             "--s-min",
             click.FloatRange(0.0, 1.0),
             "Drop overlap directions with eigenvalue <= S_MIN * largest at each k (near-"
-            "dependent basis, predicted H) [0 = exact; ~1e-3 for predicted dzp].",
+            "dependent basis, predicted H) [0 = exact; `screen --kind predicted`: 1e-2].",
         ),
     ]
     options = [click.option(flag, type=kind, default=None, help=text) for flag, kind, text in specs]

@@ -35,6 +35,24 @@ s_min_option = click.option(
 )
 
 
+def _predicted_s_min() -> float:
+    from hamdb.physics.orthogonal import PREDICTED_S_MIN
+
+    return PREDICTED_S_MIN
+
+
+#: `--s-min` for commands that screen *predicted* Hamiltonians: hamdb's filter for predictions by
+#: default (resolved when the command runs, so `--help` imports no numpy).
+predicted_s_min_option = click.option(
+    "--s-min",
+    type=click.FloatRange(0.0, 1.0),
+    default=_predicted_s_min,
+    show_default="1e-2, the filter models are evaluated with",
+    help="Screen with overlap directions of eigenvalue <= S_MIN * largest dropped at each k "
+    "(a predicted H in the near-dependent dzp basis needs it); 0 = exact eigenvalues.",
+)
+
+
 def pass_project(func: F) -> F:
     """Give the command the resolved `hamdb.config.Project` as its first argument.
 

@@ -45,6 +45,7 @@ from hamdb.ml.data import make_graph, soc_split, spinless_on_edges, spinor_from_
 from hamdb.ml.dataset import Record
 from hamdb.ml.network_io import blocks_to_flat, run_network
 from hamdb.physics.hamiltonian import Hamiltonian
+from hamdb.physics.orthogonal import PREDICTED_S_MIN
 
 
 def _kpoints(structure: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -126,7 +127,7 @@ def _with_overlap(ham: Hamiltonian, s: np.ndarray | None) -> Hamiltonian:
 #: element noise of 3 meV moves insulator gaps by 0.05 eV and 10 meV by 0.25 eV (exact
 #: eigenvalues: gaps close at 1 meV); filtering itself moves DFT gaps by ~0.08 eV
 #: (bench/ml_band_noise.py on the focused set).
-S_MIN = 1e-2
+S_MIN = PREDICTED_S_MIN
 #: A DFT gap above this (eV) makes a structure an insulator for insulator_gap_mae_*.
 INSULATOR_GAP_EV = 0.05
 

@@ -34,6 +34,14 @@ from hamdb.errors import HamiltonianError
 #: refused as singular (or not positive definite) instead of amplifying round-off by 1/√w.
 SINGULAR_RATIO = 1e-8
 
+#: The overlap filter hamdb screens *predicted* Hamiltonians with by default (`hamdb predict
+#: --screen`, `hamdb screen --kind predicted`) and evaluates models at (the *_filtered metrics of
+#: hamdb.ml.evaluate). In GPAW's dzp basis λ_min(S(k)) ~ 1e-4·λ_max, so a meV of model error on H
+#: closes DFT gaps with exact eigenvalues; at 1e-2 white noise of 3 meV moves gaps by ~0.05 eV and
+#: the filter itself moves DFT gaps by ~0.08 eV (bench/ml_band_noise.py). DFT and tight-binding
+#: Hamiltonians keep the exact solve (s_min = 0) unless asked.
+PREDICTED_S_MIN = 1e-2
+
 
 class SingularOverlapError(HamiltonianError):
     """S(k) is singular or not positive definite; `index` is the k-point, `smallest` its λ_min."""
