@@ -217,17 +217,20 @@ def structure_dict(plain: PlainCrystal, sites: bool = True) -> dict[str, Any]:
         "gamma": gamma,
         "volume": volume,
     }
-    if not sites:
-        return {
-            "@module": "pymatgen.core.structure",
-            "@class": "Structure",
-            "charge": plain.charge,
-            "lattice": lattice,
-            "properties": plain.properties,
-            "sites": [],
-        }
+    return {
+        "@module": "pymatgen.core.structure",
+        "@class": "Structure",
+        "charge": plain.charge,
+        "lattice": lattice,
+        "properties": plain.properties,
+        "sites": _site_dicts(plain, cell) if sites else [],
+    }
+
+
+def _site_dicts(plain: PlainCrystal, cell: Cell) -> list[dict[str, Any]]:
+    """The `sites` of `Structure.as_dict()`: species, fractional and Cartesian (Å) positions."""
     cartesian = (cell.frac @ cell.lattice).tolist()
-    site_dicts = [
+    return [
         {
             "species": [{"element": symbol, "occu": occupancy}],
             "abc": abc,
@@ -245,14 +248,6 @@ def structure_dict(plain: PlainCrystal, sites: bool = True) -> dict[str, Any]:
             strict=True,
         )
     ]
-    return {
-        "@module": "pymatgen.core.structure",
-        "@class": "Structure",
-        "charge": plain.charge,
-        "lattice": lattice,
-        "properties": plain.properties,
-        "sites": site_dicts,
-    }
 
 
 @functools.lru_cache(maxsize=4096, typed=True)  # typed: occupancy 1 and 1.0 differ
