@@ -8,7 +8,10 @@ structure, and the bytes autograd saves for the backward pass of one structure (
 activation memory that limits batch size).
 Printed, never asserted.
 
-    OMP_NUM_THREADS=1 python bench/ml.py --project /work/data/starter [--n 10]
+    OMP_NUM_THREADS=1 python bench/ml.py --project P [--n 10]
+
+P: a hamdb project holding DFT Hamiltonians, e.g. the starter set of `hamdb dataset build`
+(the model card's command) or the demo's project after `bash scripts/demo.sh` (./demo).
     OMP_NUM_THREADS=1 python bench/ml.py --project P --model models/hamdb-small/model.pt
 
 With --model, the networks of that bundle are timed instead of a fresh "small" one: forward
@@ -26,7 +29,9 @@ import torch
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--project", default="/work/data/starter")
+    parser.add_argument(
+        "--project", required=True, help="a hamdb project with DFT Hamiltonians (see above)"
+    )
     parser.add_argument("--n", type=int, default=10, help="structures")
     parser.add_argument("--pad", type=int, default=26, help="HamGNN's padded block size")
     parser.add_argument("--model", default=None, help="a bundle (model.pt) to time instead")
