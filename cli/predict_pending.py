@@ -13,6 +13,7 @@ import click
 
 from hamdb.cli.options import echo_json
 from hamdb.config import Project
+from hamdb.physics.orthogonal import PREDICTED_S_MIN
 
 
 def run_pending(
@@ -24,7 +25,7 @@ def run_pending(
     screen: bool,
     lease_s: float,
     as_json: bool,
-    s_min: float = 0.0,
+    s_min: float = PREDICTED_S_MIN,
 ) -> None:
     """Predict every structure lacking a prediction of the model version; print a summary."""
     from hamdb.pipeline.workers import WorkerOptions, WorkerStats, run

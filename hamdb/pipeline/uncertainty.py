@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hamdb.errors import HamdbError
+from hamdb.physics.orthogonal import PREDICTED_S_MIN
 
 if TYPE_CHECKING:
     from pymatgen.core import Structure
@@ -68,11 +69,14 @@ class EnsemblePredictor:
     A member that fails on a structure is left out of that structure's vote; with fewer than
     two votes the primary's own estimate stays. `gap_s_min`: the overlap filter of the votes,
     the screen's s_min (hamdb.pipeline.workers sets it from `--s-min`, as for the chained
-    screen); 0 = exact eigenvalues, the screen's default.
+    screen); by default PREDICTED_S_MIN, the screen's default for predictions; 0 = exact.
     """
 
     def __init__(
-        self, primary: PredictorLike, members: Sequence[PredictorLike], gap_s_min: float = 0.0
+        self,
+        primary: PredictorLike,
+        members: Sequence[PredictorLike],
+        gap_s_min: float = PREDICTED_S_MIN,
     ) -> None:
         self.primary = primary
         self.members = list(members)

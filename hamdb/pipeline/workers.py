@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from hamdb.errors import DatabaseError, HamdbError, InputError, ModelError
+from hamdb.physics.orthogonal import PREDICTED_S_MIN
 from hamdb.pipeline import claims
 
 if TYPE_CHECKING:
@@ -89,8 +90,8 @@ class WorkerOptions:
     limit: int | None = None
     screen: bool = False
     #: overlap filter of the screen (TopologySettings.s_min): predictions in a near-dependent
-    #: basis need one, DFT Hamiltonians do not; an ensemble's gap votes use it too
-    screen_s_min: float = 0.0
+    #: basis need one (the default, as `hamdb predict --screen`); an ensemble's gap votes use it too
+    screen_s_min: float = PREDICTED_S_MIN
     lease_s: float = claims.DEFAULT_LEASE_S
     max_attempts: int = claims.DEFAULT_MAX_ATTEMPTS
     compute_processes: int = 1

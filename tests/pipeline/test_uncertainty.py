@@ -13,6 +13,7 @@ from stub_model import StubPredictor
 from hamdb.errors import ModelError
 from hamdb.physics.basis import BasisSet
 from hamdb.physics.hamiltonian import Hamiltonian
+from hamdb.physics.orthogonal import PREDICTED_S_MIN
 from hamdb.pipeline.uncertainty import EnsemblePredictor, calibration, gap_ev
 from hamdb.topology.analysis import TopologySettings, analyse
 
@@ -123,9 +124,11 @@ def test_the_gap_is_the_screens_with_its_overlap_filter():
 def test_ensemble_votes_filter_the_overlap_as_the_screen_does():
     s = _three_sites()
     seeds = [NoisyPredictor(1, 1e-3), NoisyPredictor(2, 0.5e-3), NoisyPredictor(3, 1.5e-3)]
-    exact = EnsemblePredictor(seeds[0], seeds[1:])
+    exact = EnsemblePredictor(seeds[0], seeds[1:], gap_s_min=0.0)
     filtered = EnsemblePredictor(seeds[0], seeds[1:], gap_s_min=1e-2)
     assert filtered.gap_settings == TopologySettings(s_min=1e-2)
+    # by default the votes use the filter predictions are screened with
+    assert EnsemblePredictor(seeds[0], seeds[1:]).gap_s_min == PREDICTED_S_MIN == 1e-2
     (spread,) = exact.predict([s])
     (agreed,) = filtered.predict([s])
     assert spread.uncertainty_ev > 0.3  # noise amplified 1000x: the votes disagree by ~0.5 eV
