@@ -48,10 +48,6 @@ def command(project, pending: bool, kind: str, workers: int, as_json: bool, **kw
     from hamdb.topology.screening import screen_pending
 
     settings = collect_settings(kwargs)
-    if kind == "predicted" and "s_min" not in settings:
-        from hamdb.physics.orthogonal import PREDICTED_S_MIN
-
-        settings["s_min"] = PREDICTED_S_MIN  # predictions are screened as models are evaluated
     store = HamiltonianStore(project.store_path)
     with (
         Session(make_engine(project.database_url), expire_on_commit=False) as session,

@@ -14,6 +14,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import TYPE_CHECKING, Any
 
 from hamdb.errors import HamdbError
+from hamdb.physics.orthogonal import PREDICTED_S_MIN
 from hamdb.topology.analysis import TopologyReport, TopologySettings, analyse
 
 if TYPE_CHECKING:
@@ -147,8 +148,14 @@ def screen_pending(
     ids are dealt round-robin to processes, each with its own database connection. The
     session's transaction is committed first (rows are committed one Hamiltonian at a time).
     progress(done, total) is called after each Hamiltonian (each worker's batch with workers > 1).
+    Predicted Hamiltonians are screened with the overlap filter models are evaluated with
+    (PREDICTED_S_MIN) unless `settings` gives s_min; a TopologySettings is taken as it is.
     """
-    s = settings if isinstance(settings, TopologySettings) else TopologySettings.from_dict(settings)
+    if isinstance(settings, TopologySettings):
+        s = settings
+    else:
+        defaults = {"s_min": PREDICTED_S_MIN} if kind == "predicted" else {}
+        s = TopologySettings.from_dict({**defaults, **(settings or {})})
     ids = pending_ids(session, kind, s.sha256())
     # End the read transaction: workers commit on their own connections, and an open snapshot
     # here would neither see their rows nor let SQLite checkpoint meanwhile.

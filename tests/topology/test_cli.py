@@ -90,33 +90,6 @@ def test_plot_wilson_and_screen_from_the_database(project: Any, tmp_path: Path) 
     }  # fmt: skip
 
 
-def test_screen_defaults_to_the_prediction_filter_for_predictions_only(
-    project: Any, monkeypatch: Any
-) -> None:
-    """`hamdb screen` screens predictions with PREDICTED_S_MIN (as models are evaluated) and DFT
-    Hamiltonians exactly, unless --s-min is given."""
-    import hamdb.topology.screening as screening
-    from hamdb.physics.orthogonal import PREDICTED_S_MIN
-
-    seen: list[tuple[str, dict[str, Any]]] = []
-
-    def fake_screen_pending(session: Any, store: Any, *, kind: str, settings: Any, **_: Any):
-        seen.append((kind, dict(settings)))
-        return {"pending": 0}
-
-    monkeypatch.setattr(screening, "screen_pending", fake_screen_pending)
-    root = ["--project", str(project.root), "screen", "--json"]
-    for extra in ([], ["--kind", "dft"], ["--s-min", "0"], ["--kind", "dft", "--s-min", "1e-3"]):
-        result = CliRunner().invoke(cli, [*root, *extra])
-        assert result.exit_code == 0, result.output
-    assert seen == [
-        ("predicted", {"s_min": PREDICTED_S_MIN}),
-        ("dft", {}),
-        ("predicted", {"s_min": 0.0}),
-        ("dft", {"s_min": 1e-3}),
-    ]
-
-
 def test_predict_screens_with_the_prediction_filter_by_default(
     project: Any, monkeypatch: Any
 ) -> None:

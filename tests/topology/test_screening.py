@@ -100,3 +100,26 @@ def test_two_workers_store_each_result_once(project: Any, session: Any) -> None:
     rows = list(session.scalars(select(TopologyResultRow).where(TopologyResultRow.method == "wcc")))
     assert sorted(r.hamiltonian_id for r in rows) == sorted(ids)
     assert {r.hamiltonian_id: r.nu0 for r in rows} == dict(zip(ids, [0, 1, 1, 1, 0], strict=True))
+
+
+def test_predictions_are_screened_with_the_prediction_filter_by_default(
+    project: Any, session: Any
+) -> None:
+    """Without s_min, predictions get PREDICTED_S_MIN (as models are evaluated) and DFT
+    Hamiltonians the exact solve; a given s_min (0 included) is kept."""
+    from hamdb.physics.orthogonal import PREDICTED_S_MIN
+
+    store = HamiltonianStore(project.store_path)
+    _add(session, store, kane_mele(), "km")
+    _add(session, store, bhz(M=2.0), "bhz", kind="dft")
+    screen_pending(session, store, kind="predicted")
+    screen_pending(session, store, kind="dft")
+    screen_pending(session, store, kind="predicted", settings={"s_min": 0.0})
+    hashes = {
+        (r.hamiltonian.kind, r.settings_hash) for r in session.scalars(select(TopologyResultRow))
+    }
+    assert hashes == {
+        ("predicted", TopologySettings(s_min=PREDICTED_S_MIN).sha256()),
+        ("dft", TopologySettings().sha256()),
+        ("predicted", TopologySettings(s_min=0.0).sha256()),
+    }
